@@ -1,0 +1,43 @@
+/*
+ * cli.h - the one-shot command line: option parsing shared by commands,
+ * and the human / JSON output of events.
+ */
+#ifndef ARCA_CLI_CLI_H
+#define ARCA_CLI_CLI_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/config.h"
+#include "core/event.h"
+#include "storage/remote.h"
+
+struct cli {
+    const char *command;
+    const char *config_path;
+    bool config_given;
+    struct config cfg;
+    struct remote_flags rflags;
+    bool json;
+    bool progress;
+    int verbose; /* -1 quiet, 0 normal, 1 -v, 2 -vv */
+    bool dry_run;
+    bool checksum;
+    bool allow_empty_source;
+    int transfers;
+    int64_t max_delete;
+    uint64_t bwlimit;
+    char *args[4];
+    int nargs;
+};
+
+/* Output: an event emitter that prints JSON lines (--json) or renders them
+ * for people (progress line on a TTY with --progress, per-file lines with
+ * -v, differences and failures always, a summary unless -q). */
+void cli_output_init(struct cli *c, struct event_emitter *em);
+void cli_output_finish(void);
+
+int cli_cmd_ls(struct cli *c);
+int cli_cmd_transfer(struct cli *c); /* copy, sync, check */
+
+#endif

@@ -1,0 +1,150 @@
+/*
+ * commands.c - ls, copy, sync, check.
+ */
+#include "cli/cli.h"
+#include "core/cancel.h"
+#include "core/log.h"
+#include "engine/transfer.h"
+#include "io/ratelimit.h"
+#include "storage/storage.h"
+
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static int fail(struct cli *c, const struct err *e)
+{
+    if (c->json) {
+        struct event_summary s = {.command = c->command, .status = EVENT_STATUS_FAILED,
+                                  .error_code = e->code, .error = e->msg};
+        struct event_emitter em = {event_sink_stdout, NULL};
+        event_emit_summary(&em, &s);
+    }
+    log_error("%s", e->msg);
+    return err_exit_status(e->code);
+}
+
+static void format_time(int64_t ns, char *out, size_t cap)
+{
+    if (ns == STORAGE_MTIME_UNKNOWN) {
+        snprintf(out, cap, "-");
+        return;
+    }
+    time_t t = (time_t)(ns / 1000000000);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(out, cap, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+int cli_cmd_ls(struct cli *c)
+{
+    struct err e;
+    err_clear(&e);
+    struct storage *st = NULL;
+    struct storage_list *l = NULL;
+    uint64_t files = 0, bytes = 0;
+    int r = remote_open(c->args[0], &c->cfg, &c->rflags, &st, &e);
+    if (!r)
+        r = storage_check_root(st, false, false, &e);
+    if (!r)
+        r = storage_list_open(st, "", &l, &e);
+    while (!r) {
+        struct storage_entry ent;
+        int n = storage_list_next(l, &ent, &e);
+        if (n <= 0) {
+            r = n;
+            break;
+        }
+        files++;
+        bytes += ent.size;
+        char when[40];
+        format_time(ent.mtime_ns, when, sizeof(when));
+        if (c->json) {
+            json_t *o = json_pack("{s:s, s:s, s:I, s:s}", "type", "entry", "path", ent.key, "size",
+                                  (json_int_t)ent.size, "kind",
+                                  ent.type == STORAGE_TYPE_SYMLINK ? "symlink" : "file");
+            if (o) {
+                json_object_set_new(o, "mtime", ent.mtime_ns == STORAGE_MTIME_UNKNOWN ? json_null() : json_string(when));
+                if (ent.md5[0])
+                    json_object_set_new(o, "md5", json_string(ent.md5));
+                char *s = json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII);
+                if (s)
+                    puts(s);
+                free(s);
+                json_decref(o);
+            }
+        } else {
+            printf("%12" PRIu64 "  %-20s  %s%s\n", ent.size, when, ent.key,
+                   ent.type == STORAGE_TYPE_SYMLINK ? " (symlink)" : "");
+        }
+        storage_entry_clear(&ent);
+    }
+    storage_list_close(l);
+    storage_close(st);
+    if (r)
+        return fail(c, &e);
+    if (!c->json && c->verbose >= 1)
+        fprintf(stderr, "%" PRIu64 " files, %" PRIu64 " bytes\n", files, bytes);
+    return EXIT_OK;
+}
+
+int cli_cmd_transfer(struct cli *c)
+{
+    struct err e;
+    err_clear(&e);
+    struct storage *src = NULL, *dst = NULL;
+    struct ratelimit *rl = NULL;
+    struct event_emitter em;
+    int r = remote_open(c->args[0], &c->cfg, &c->rflags, &src, &e);
+    if (r)
+        return fail(c, &e);
+    r = remote_open(c->args[1], &c->cfg, &c->rflags, &dst, &e);
+    if (r) {
+        storage_close(src);
+        return fail(c, &e);
+    }
+    if (c->bwlimit) {
+        rl = ratelimit_new(c->bwlimit, NULL);
+        if (!rl) {
+            storage_close(src);
+            storage_close(dst);
+            err_set(&e, ERR_NOMEM, "out of memory");
+            return fail(c, &e);
+        }
+    }
+    cli_output_init(c, &em);
+    struct transfer_opts o;
+    transfer_opts_init(&o);
+    o.transfers = c->transfers > 0 ? c->transfers : 4;
+    o.dry_run = c->dry_run;
+    o.checksum = c->checksum;
+    o.max_delete = c->max_delete;
+    o.allow_empty_source = c->allow_empty_source;
+    o.ratelimit = rl;
+    o.events = &em;
+    o.progress_interval = (c->progress || c->json) ? 1.0 : 0;
+    struct transfer_result res;
+    memset(&res, 0, sizeof(res));
+    if (!strcmp(c->command, "copy"))
+        r = transfer_copy(src, dst, &o, &res, &e);
+    else if (!strcmp(c->command, "sync"))
+        r = transfer_sync(src, dst, &o, &res, &e);
+    else
+        r = transfer_check(src, dst, &o, &res, &e);
+    cli_output_finish();
+    storage_close(src);
+    storage_close(dst);
+    ratelimit_free(rl);
+    if (r) /* the summary event already carried the message */
+        return err_exit_status(r);
+    switch (res.status) {
+    case EVENT_STATUS_SUCCEEDED: return EXIT_OK;
+    case EVENT_STATUS_DIFFERENCES: return EXIT_DIFFERENCES;
+    case EVENT_STATUS_PARTIAL: return EXIT_PARTIAL;
+    case EVENT_STATUS_CANCELLED: return err_exit_status(ERR_CANCELLED);
+    default: return err_exit_status(ERR_INTERNAL);
+    }
+}

@@ -1,0 +1,277 @@
+/*
+ * main.c - `arca`: argument parsing and dispatch.
+ */
+#include "cli/cli.h"
+#include "core/cancel.h"
+#include "core/log.h"
+#include "core/units.h"
+
+#include <curl/curl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static const char usage_main[] =
+    "usage: arca COMMAND [OPTIONS] ARGS\n"
+    "\n"
+    "One-shot commands (no server needed):\n"
+    "  ls REMOTE          list files with size and modification time\n"
+    "  copy SRC DST       copy new and changed files from SRC to DST\n"
+    "  sync SRC DST       make DST identical to SRC (also deletes what SRC lacks)\n"
+    "  check SRC DST      compare SRC and DST by size and content hash\n"
+    "  version            print the version\n"
+    "\n"
+    "REMOTE is a local path, s3://bucket[/prefix], or name:path for a remote\n"
+    "defined in the config file (see docs/REMOTES.md).\n"
+    "\n"
+    "Run 'arca COMMAND --help' for the options of a command.\n"
+    "Exit codes: 0 ok, 1 check found differences, 2 usage, 3 partial (some files\n"
+    "failed), 4 config, 5 not found, 6 credentials refused, 7 permission denied,\n"
+    "8 network/TLS, 9 local I/O, 10 protocol, 11 refused by a safety check,\n"
+    "12 internal, 130 interrupted (docs/CLI.md).\n";
+
+static const char usage_common[] =
+    "\n"
+    "Common options:\n"
+    "  --config FILE            config file (default ~/.config/arca/config, mode 0600)\n"
+    "  --json                   print events as JSON lines on stdout (docs/EVENTS.md)\n"
+    "  -v, --verbose            more output (repeat for more)\n"
+    "  -q, --quiet              only errors\n"
+    "\n"
+    "S3 options (override the remote's config section and AWS_* variables):\n"
+    "  --endpoint URL           S3 endpoint, e.g. https://ACCOUNT.r2.cloudflarestorage.com\n"
+    "  --region NAME            region (R2: auto; default us-east-1)\n"
+    "  --access-key-id ID       access key id (secrets never go on the command line)\n"
+    "  --secret-file FILE       read the secret access key from FILE (mode 0600)\n"
+    "  --ca-cert FILE           trust the CA certificates in FILE (PEM)\n"
+    "  --path-style             bucket in the path (default for non-AWS endpoints)\n"
+    "  --virtual-host           bucket in the host name (default for AWS)\n"
+    "  --s3-part-size SIZE      multipart part size (default 16M)\n"
+    "  --s3-upload-concurrency N  parts uploaded at once per file (default 4)\n"
+    "  --retry-timeout SECONDS  give up retrying a request after this long (default 30)\n";
+
+static const char usage_transfer[] =
+    "\n"
+    "Transfer options:\n"
+    "  --transfers N            files in flight at once (default 4)\n"
+    "  --bwlimit RATE           total bandwidth limit, binary units: 10M = 10 MiB/s\n"
+    "  --dry-run                show what would change, change nothing\n"
+    "  --checksum               compare content hashes instead of size + mtime\n"
+    "  --progress               show a live progress line (on a terminal)\n"
+    "  --create-bucket          create the destination bucket if it does not exist\n"
+    "  --max-delete N           sync: refuse to delete more than N files\n"
+    "  --allow-empty-source     sync: allow deleting everything when SRC lists no files\n";
+
+static const struct {
+    const char *name;
+    const char *synopsis;
+    int nargs;
+    bool transfer;
+} commands[] = {
+    {"ls", "usage: arca ls REMOTE [OPTIONS]\n\nList every file under REMOTE, recursively, in byte order of the path.\n", 1, false},
+    {"copy", "usage: arca copy SRC DST [OPTIONS]\n\nCopy files from SRC to DST. Files already identical at DST (same size and\nmtime, or same hash) are not transferred again. Nothing is deleted.\n", 2, true},
+    {"sync", "usage: arca sync SRC DST [OPTIONS]\n\nMake DST identical to SRC: copy new and changed files, then delete files\nthat DST has and SRC lacks. Deletions happen only after every transfer\nsucceeded and both listings completed.\n", 2, true},
+    {"check", "usage: arca check SRC DST [OPTIONS]\n\nCompare SRC and DST by size and content hash (never by mtime). Prints each\ndifference; exits 1 when there is any.\n", 2, true},
+};
+
+enum {
+    OPT_CONFIG = 1000, OPT_JSON, OPT_ENDPOINT, OPT_REGION, OPT_ACCESS_KEY_ID, OPT_SECRET_FILE,
+    OPT_CA_CERT, OPT_PATH_STYLE, OPT_VIRTUAL_HOST, OPT_PART_SIZE, OPT_UPLOAD_CONC, OPT_RETRY_TIMEOUT,
+    OPT_TRANSFERS, OPT_BWLIMIT, OPT_DRY_RUN, OPT_CHECKSUM, OPT_PROGRESS, OPT_CREATE_BUCKET,
+    OPT_MAX_DELETE, OPT_ALLOW_EMPTY, OPT_HELP, OPT_SECRET_IN_FLAG,
+};
+
+static const struct option long_opts[] = {
+    {"config", required_argument, NULL, OPT_CONFIG},
+    {"json", no_argument, NULL, OPT_JSON},
+    {"verbose", no_argument, NULL, 'v'},
+    {"quiet", no_argument, NULL, 'q'},
+    {"endpoint", required_argument, NULL, OPT_ENDPOINT},
+    {"region", required_argument, NULL, OPT_REGION},
+    {"access-key-id", required_argument, NULL, OPT_ACCESS_KEY_ID},
+    {"secret-file", required_argument, NULL, OPT_SECRET_FILE},
+    {"ca-cert", required_argument, NULL, OPT_CA_CERT},
+    {"path-style", no_argument, NULL, OPT_PATH_STYLE},
+    {"virtual-host", no_argument, NULL, OPT_VIRTUAL_HOST},
+    {"s3-part-size", required_argument, NULL, OPT_PART_SIZE},
+    {"s3-upload-concurrency", required_argument, NULL, OPT_UPLOAD_CONC},
+    {"retry-timeout", required_argument, NULL, OPT_RETRY_TIMEOUT},
+    {"transfers", required_argument, NULL, OPT_TRANSFERS},
+    {"bwlimit", required_argument, NULL, OPT_BWLIMIT},
+    {"dry-run", no_argument, NULL, OPT_DRY_RUN},
+    {"checksum", no_argument, NULL, OPT_CHECKSUM},
+    {"progress", no_argument, NULL, OPT_PROGRESS},
+    {"create-bucket", no_argument, NULL, OPT_CREATE_BUCKET},
+    {"max-delete", required_argument, NULL, OPT_MAX_DELETE},
+    {"allow-empty-source", no_argument, NULL, OPT_ALLOW_EMPTY},
+    {"help", no_argument, NULL, OPT_HELP},
+    {"secret-access-key", required_argument, NULL, OPT_SECRET_IN_FLAG},
+    {"secret", required_argument, NULL, OPT_SECRET_IN_FLAG},
+    {NULL, 0, NULL, 0},
+};
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    cancel_request();
+}
+
+static int usage_error(const char *msg)
+{
+    fprintf(stderr, "arca: %s\n", msg);
+    return EXIT_USAGE;
+}
+
+static int parse_int(const char *s, const char *what, long min, long max, long *out)
+{
+    char *end;
+    long v = strtol(s, &end, 10);
+    if (!*s || *end || v < min || v > max) {
+        fprintf(stderr, "arca: %s '%s' must be a whole number from %ld to %ld\n", what, s, min, max);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fputs(usage_main, stderr);
+        return EXIT_USAGE;
+    }
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
+        fputs(usage_main, stdout);
+        return EXIT_OK;
+    }
+    if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
+        printf("arca %s\n", ARCA_VERSION);
+        return EXIT_OK;
+    }
+    int ci = -1;
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+        if (!strcmp(cmd, commands[i].name))
+            ci = (int)i;
+    if (ci < 0)
+    {
+        fprintf(stderr, "arca: unknown command '%s'; run 'arca --help' for the list\n", cmd);
+        return EXIT_USAGE;
+    }
+
+    struct cli c;
+    memset(&c, 0, sizeof(c));
+    c.command = cmd;
+    c.rflags.path_style = -1;
+    c.max_delete = -1;
+    c.transfers = 4;
+    int opt;
+    long v;
+    struct err e;
+    err_clear(&e);
+    optind = 2;
+    while ((opt = getopt_long(argc, argv, "vq", long_opts, NULL)) != -1) {
+        switch (opt) {
+        case OPT_HELP:
+            fputs(commands[ci].synopsis, stdout);
+            if (commands[ci].transfer)
+                fputs(usage_transfer, stdout);
+            fputs(usage_common, stdout);
+            return EXIT_OK;
+        case OPT_CONFIG: c.config_path = optarg; c.config_given = true; break;
+        case OPT_JSON: c.json = true; break;
+        case 'v': c.verbose = c.verbose < 0 ? 1 : c.verbose + 1; break;
+        case 'q': c.verbose = -1; break;
+        case OPT_ENDPOINT: c.rflags.endpoint = optarg; break;
+        case OPT_REGION: c.rflags.region = optarg; break;
+        case OPT_ACCESS_KEY_ID: c.rflags.access_key_id = optarg; break;
+        case OPT_SECRET_FILE: c.rflags.secret_file = optarg; break;
+        case OPT_CA_CERT: c.rflags.ca_cert = optarg; break;
+        case OPT_PATH_STYLE: c.rflags.path_style = 1; break;
+        case OPT_VIRTUAL_HOST: c.rflags.path_style = 0; break;
+        case OPT_PART_SIZE:
+            if (units_parse_size(optarg, "--s3-part-size", &c.rflags.part_size, &e))
+                return usage_error(e.msg);
+            break;
+        case OPT_UPLOAD_CONC:
+            if (parse_int(optarg, "--s3-upload-concurrency", 1, 64, &v))
+                return EXIT_USAGE;
+            c.rflags.upload_concurrency = (int)v;
+            break;
+        case OPT_RETRY_TIMEOUT:
+            if (parse_int(optarg, "--retry-timeout", 1, 86400, &v))
+                return EXIT_USAGE;
+            c.rflags.retry_timeout = (double)v;
+            break;
+        case OPT_TRANSFERS:
+            if (parse_int(optarg, "--transfers", 1, 256, &v))
+                return EXIT_USAGE;
+            c.transfers = (int)v;
+            break;
+        case OPT_BWLIMIT:
+            if (units_parse_rate(optarg, "--bwlimit", &c.bwlimit, &e))
+                return usage_error(e.msg);
+            break;
+        case OPT_DRY_RUN: c.dry_run = true; break;
+        case OPT_CHECKSUM: c.checksum = true; break;
+        case OPT_PROGRESS: c.progress = true; break;
+        case OPT_CREATE_BUCKET: c.rflags.create_bucket = true; break;
+        case OPT_MAX_DELETE:
+            if (parse_int(optarg, "--max-delete", 0, 1L << 40, &v))
+                return EXIT_USAGE;
+            c.max_delete = v;
+            break;
+        case OPT_ALLOW_EMPTY: c.allow_empty_source = true; break;
+        case OPT_SECRET_IN_FLAG:
+            fprintf(stderr, "arca: secrets are never taken from the command line (other users can "
+                            "read it); use --secret-file FILE, the config file or AWS_SECRET_ACCESS_KEY\n");
+            return EXIT_USAGE;
+        default:
+            fprintf(stderr, "arca: run 'arca %s --help' for the options\n", cmd);
+            return EXIT_USAGE;
+        }
+    }
+    c.nargs = argc - optind;
+    if (c.nargs != commands[ci].nargs) {
+        fprintf(stderr, "arca: '%s' takes %d argument%s, got %d; run 'arca %s --help'\n", cmd,
+                commands[ci].nargs, commands[ci].nargs == 1 ? "" : "s", c.nargs, cmd);
+        return EXIT_USAGE;
+    }
+    for (int i = 0; i < c.nargs; i++)
+        c.args[i] = argv[optind + i];
+
+    log_setup(c.verbose >= 2 ? LOG_DEBUG : c.verbose == 1 ? LOG_INFO : c.verbose < 0 ? LOG_ERROR : LOG_WARN,
+              c.json ? LOG_FORMAT_JSON : LOG_FORMAT_AUTO);
+
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+
+    char path[4096];
+    if (!c.config_path) {
+        config_default_path(path, sizeof(path));
+        c.config_path = path;
+    }
+    int rc;
+    if (config_load(&c.cfg, c.config_path, c.config_given, &e)) {
+        log_error("%s", e.msg);
+        rc = err_exit_status(e.code);
+        goto out;
+    }
+    if (!strcmp(cmd, "ls"))
+        rc = cli_cmd_ls(&c);
+    else
+        rc = cli_cmd_transfer(&c);
+out:
+    config_release(&c.cfg);
+    log_clear_secrets();
+    curl_global_cleanup();
+    return rc;
+}

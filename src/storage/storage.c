@@ -1,0 +1,342 @@
+/*
+ * storage.c - the generic layer every storage call goes through.
+ *
+ * Drivers only move bytes; the rules that keep data safe live here, once:
+ * listings must strictly increase (a sync that trusted an out-of-order
+ * listing would delete live data), errors name the remote, handles are
+ * freed on every path, and cancellation is checked between calls.
+ */
+#include "storage/storage_internal.h"
+#include "core/cancel.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+struct storage_list {
+    struct storage *st;
+    void *state;
+    char *last;      /* previous key, owned */
+    size_t last_cap;
+    bool have_last;
+    bool done;
+};
+
+struct storage_reader {
+    struct storage *st;
+    void *state;
+};
+
+struct storage_writer {
+    struct storage *st;
+    void *state;
+    char *key;
+};
+
+int storage_key_cmp(const char *a, const char *b)
+{
+    return strcmp(a, b); /* strcmp compares as unsigned char: byte order */
+}
+
+void storage_entry_clear(struct storage_entry *ent)
+{
+    if (!ent)
+        return;
+    free(ent->key);
+    free(ent->link_target);
+    memset(ent, 0, sizeof(*ent));
+    ent->mtime_ns = STORAGE_MTIME_UNKNOWN;
+}
+
+int storage_entry_copy(struct storage_entry *dst, const struct storage_entry *src)
+{
+    *dst = *src;
+    dst->key = NULL;
+    dst->link_target = NULL;
+    if (src->key && !(dst->key = strdup(src->key)))
+        goto nomem;
+    if (src->link_target && !(dst->link_target = strdup(src->link_target)))
+        goto nomem;
+    return 0;
+nomem:
+    storage_entry_clear(dst);
+    return ERR_NOMEM;
+}
+
+struct storage *storage_new(const struct storage_driver *drv, const char *display,
+                            const char *endpoint_id, void *priv)
+{
+    struct storage *st = calloc(1, sizeof(*st));
+    if (!st)
+        return NULL;
+    st->drv = drv;
+    st->priv = priv;
+    st->display = strdup(display ? display : "");
+    st->endpoint_id = strdup(endpoint_id ? endpoint_id : "");
+    if (!st->display || !st->endpoint_id) {
+        free(st->display);
+        free(st->endpoint_id);
+        free(st);
+        return NULL;
+    }
+    return st;
+}
+
+const char *storage_display(const struct storage *st)
+{
+    return st->display;
+}
+
+unsigned storage_features(const struct storage *st)
+{
+    unsigned f = st->drv->features;
+    if (!st->drv->copy_from)
+        f &= ~(unsigned)STORAGE_FEATURE_SERVER_COPY;
+    return f;
+}
+
+unsigned storage_hashes(const struct storage *st)
+{
+    return st->drv->hashes;
+}
+
+const char *storage_driver_name(const struct storage *st)
+{
+    return st->drv->name;
+}
+
+const char *storage_endpoint_id(const struct storage *st)
+{
+    return st->endpoint_id;
+}
+
+static int check_cancel(struct err *e)
+{
+    if (cancel_requested())
+        return err_set(e, ERR_CANCELLED, "interrupted");
+    return 0;
+}
+
+int storage_list_open(struct storage *st, const char *prefix, struct storage_list **out,
+                      struct err *e)
+{
+    *out = NULL;
+    int r = check_cancel(e);
+    if (r)
+        return r;
+    struct storage_list *l = calloc(1, sizeof(*l));
+    if (!l)
+        return err_set(e, ERR_NOMEM, "out of memory listing '%s'", st->display);
+    l->st = st;
+    r = st->drv->list_open(st, prefix ? prefix : "", &l->state, e);
+    if (r) {
+        free(l);
+        return r;
+    }
+    *out = l;
+    return 0;
+}
+
+int storage_list_next(struct storage_list *l, struct storage_entry *ent, struct err *e)
+{
+    if (l->done)
+        return 0;
+    int r = check_cancel(e);
+    if (r)
+        return r;
+    memset(ent, 0, sizeof(*ent));
+    ent->mtime_ns = STORAGE_MTIME_UNKNOWN;
+    r = l->st->drv->list_next(l->state, ent, e);
+    if (r <= 0) {
+        if (r == 0)
+            l->done = true;
+        return r;
+    }
+    if (l->have_last && storage_key_cmp(l->last, ent->key) >= 0) {
+        r = err_set(e, ERR_UNSORTED,
+                    "listing of '%s' is not sorted at '%s' (after '%s'); stopping before any change "
+                    "is made, report this server's listing order",
+                    l->st->display, ent->key, l->last);
+        storage_entry_clear(ent);
+        l->done = true;
+        return r;
+    }
+    size_t n = strlen(ent->key) + 1;
+    if (n > l->last_cap) {
+        char *p = realloc(l->last, n);
+        if (!p) {
+            storage_entry_clear(ent);
+            return err_set(e, ERR_NOMEM, "out of memory listing '%s'", l->st->display);
+        }
+        l->last = p;
+        l->last_cap = n;
+    }
+    memcpy(l->last, ent->key, n);
+    l->have_last = true;
+    return 1;
+}
+
+void storage_list_close(struct storage_list *l)
+{
+    if (!l)
+        return;
+    if (l->state)
+        l->st->drv->list_close(l->state);
+    free(l->last);
+    free(l);
+}
+
+int storage_stat(struct storage *st, const char *key, struct storage_entry *ent, struct err *e)
+{
+    memset(ent, 0, sizeof(*ent));
+    ent->mtime_ns = STORAGE_MTIME_UNKNOWN;
+    int r = check_cancel(e);
+    if (r)
+        return r;
+    return st->drv->stat(st, key, ent, e);
+}
+
+int storage_read_open(struct storage *st, const char *key, uint64_t offset, int64_t length,
+                      struct storage_reader **out, struct storage_entry *ent, struct err *e)
+{
+    *out = NULL;
+    int r = check_cancel(e);
+    if (r)
+        return r;
+    if ((offset || length >= 0) && !(st->drv->features & STORAGE_FEATURE_RANGE_READ))
+        return err_set(e, ERR_INTERNAL, "'%s' cannot read byte ranges", st->display);
+    struct storage_reader *rd = calloc(1, sizeof(*rd));
+    if (!rd)
+        return err_set(e, ERR_NOMEM, "out of memory reading '%s'", key);
+    rd->st = st;
+    if (ent) {
+        memset(ent, 0, sizeof(*ent));
+        ent->mtime_ns = STORAGE_MTIME_UNKNOWN;
+    }
+    r = st->drv->read_open(st, key, offset, length, &rd->state, ent, e);
+    if (r) {
+        free(rd);
+        return r;
+    }
+    *out = rd;
+    return 0;
+}
+
+int storage_read(struct storage_reader *rd, void *buf, size_t cap, size_t *got, struct err *e)
+{
+    *got = 0;
+    int r = check_cancel(e);
+    if (r)
+        return r;
+    return rd->st->drv->read(rd->state, buf, cap, got, e);
+}
+
+void storage_read_close(struct storage_reader *rd)
+{
+    if (!rd)
+        return;
+    if (rd->state)
+        rd->st->drv->read_close(rd->state);
+    free(rd);
+}
+
+int storage_write_open(struct storage *st, const char *key, const struct storage_write_opts *opts,
+                       struct storage_writer **out, struct err *e)
+{
+    *out = NULL;
+    int r = check_cancel(e);
+    if (r)
+        return r;
+    struct storage_write_opts defaults = {.size_hint = -1, .mtime_ns = STORAGE_MTIME_UNKNOWN};
+    if (!opts)
+        opts = &defaults;
+    struct storage_writer *w = calloc(1, sizeof(*w));
+    if (!w || !(w->key = strdup(key))) {
+        free(w);
+        return err_set(e, ERR_NOMEM, "out of memory writing '%s'", key);
+    }
+    w->st = st;
+    r = st->drv->write_open(st, key, opts, &w->state, e);
+    if (r) {
+        free(w->key);
+        free(w);
+        return r;
+    }
+    *out = w;
+    return 0;
+}
+
+int storage_write(struct storage_writer *w, const void *data, size_t len, struct err *e)
+{
+    int r = check_cancel(e);
+    if (r)
+        return r;
+    return w->st->drv->write(w->state, data, len, e);
+}
+
+int storage_write_commit(struct storage_writer *w, struct err *e)
+{
+    int r = check_cancel(e);
+    if (r) {
+        storage_write_abort(w);
+        return r;
+    }
+    r = w->st->drv->write_commit(w->state, e);
+    free(w->key);
+    free(w);
+    return r;
+}
+
+void storage_write_abort(struct storage_writer *w)
+{
+    if (!w)
+        return;
+    if (w->state)
+        w->st->drv->write_abort(w->state);
+    free(w->key);
+    free(w);
+}
+
+int storage_remove(struct storage *st, const char *key, struct err *e)
+{
+    int r = check_cancel(e);
+    if (r)
+        return r;
+    return st->drv->remove(st, key, e);
+}
+
+int storage_copy(struct storage *st, const char *src_key, const struct storage_entry *src,
+                 const char *dst_key, struct err *e)
+{
+    return storage_copy_from(st, dst_key, st, src_key, src, e);
+}
+
+int storage_copy_from(struct storage *dst, const char *dst_key, struct storage *src,
+                      const char *src_key, const struct storage_entry *src_ent, struct err *e)
+{
+    int r = check_cancel(e);
+    if (r)
+        return r;
+    if (!dst->drv->copy_from || src->drv != dst->drv ||
+        strcmp(src->endpoint_id, dst->endpoint_id) != 0)
+        return err_set(e, ERR_INTERNAL, "'%s' cannot copy from '%s' on the server", dst->display,
+                       src->display);
+    return dst->drv->copy_from(dst, dst_key, src, src_key, src_ent, e);
+}
+
+int storage_check_root(struct storage *st, bool for_write, bool create, struct err *e)
+{
+    if (!st->drv->check_root)
+        return 0;
+    return st->drv->check_root(st, for_write, create, e);
+}
+
+void storage_close(struct storage *st)
+{
+    if (!st)
+        return;
+    if (st->drv->close)
+        st->drv->close(st);
+    free(st->display);
+    free(st->endpoint_id);
+    free(st);
+}

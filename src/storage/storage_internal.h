@@ -1,0 +1,58 @@
+/*
+ * storage_internal.h - what a driver implements.
+ *
+ * A driver fills a static const struct storage_driver and a constructor
+ * that returns a struct storage whose `drv` points at it. The generic
+ * layer (storage.c) wraps every call: it checks listing order, fills error
+ * context with the remote's display name, and frees handles.
+ */
+#ifndef ARCA_STORAGE_STORAGE_INTERNAL_H
+#define ARCA_STORAGE_STORAGE_INTERNAL_H
+
+#include "storage/storage.h"
+
+#define STORAGE_DRIVER_VERSION 1
+
+struct storage_driver {
+    int version; /* STORAGE_DRIVER_VERSION */
+    const char *name;
+    unsigned features;
+    unsigned hashes;
+
+    int (*list_open)(struct storage *st, const char *prefix, void **state, struct err *e);
+    int (*list_next)(void *state, struct storage_entry *ent, struct err *e);
+    void (*list_close)(void *state);
+
+    int (*stat)(struct storage *st, const char *key, struct storage_entry *ent, struct err *e);
+
+    int (*read_open)(struct storage *st, const char *key, uint64_t offset, int64_t length,
+                     void **state, struct storage_entry *ent, struct err *e);
+    int (*read)(void *state, void *buf, size_t cap, size_t *got, struct err *e);
+    void (*read_close)(void *state);
+
+    int (*write_open)(struct storage *st, const char *key, const struct storage_write_opts *opts,
+                      void **state, struct err *e);
+    int (*write)(void *state, const void *data, size_t len, struct err *e);
+    int (*write_commit)(void *state, struct err *e); /* frees state */
+    void (*write_abort)(void *state);                 /* frees state */
+
+    int (*remove)(struct storage *st, const char *key, struct err *e);
+    /* optional (NULL when the driver cannot) */
+    int (*copy_from)(struct storage *dst, const char *dst_key, struct storage *src,
+                     const char *src_key, const struct storage_entry *src_ent, struct err *e);
+    int (*check_root)(struct storage *st, bool for_write, bool create, struct err *e);
+    void (*close)(struct storage *st); /* frees driver state, not st */
+};
+
+struct storage {
+    const struct storage_driver *drv;
+    char *display;     /* owned */
+    char *endpoint_id; /* owned */
+    void *priv;        /* driver state */
+};
+
+/* Allocate a storage for a driver; takes copies of display and endpoint_id. */
+struct storage *storage_new(const struct storage_driver *drv, const char *display,
+                            const char *endpoint_id, void *priv);
+
+#endif
