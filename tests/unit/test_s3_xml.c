@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <malloc.h>
 
 #include "core/buf.h"
 #include "core/error.h"
@@ -539,7 +540,8 @@ static void test_list_malformed(void **state)
     expect_list_fails("", false, "not well-formed");
     expect_list_fails("   \n ", false, "not well-formed");
     expect_list_fails("Service Unavailable", false, "not well-formed");
-    expect_list_fails("<html><body>502 Bad Gateway</body></html>", false, "root element <html>");
+    expect_list_fails("<html><body>502 Bad Gateway</body></html>", false,
+                      "root element <html>, not <ListBucketResult>");
     expect_list_fails("<CopyObjectResult><ETag>x</ETag></CopyObjectResult>", false,
                       "not <ListBucketResult>");
     expect_list_fails("<ListBucketResult><IsTruncated>false</IsTruncated></ListBucketResult>"
@@ -638,10 +640,12 @@ static void test_list_long_key(void **state)
 
     /* encoded: the bound applies after decoding ("%41" is one byte) */
     size_t n = S3_XML_KEY_MAX + 1;
-    char *enc = malloc(strlen(head) + 3 * n + strlen(tail) + 64);
+    char *enc = malloc(strlen(head) + 3 * n + strlen(tail) + 128);
     assert_non_null(enc);
-    size_t off = strlen(head);
-    memcpy(enc, head, off);
+    const char *enc_head = "<ListBucketResult><EncodingType>url</EncodingType>"
+                           "<IsTruncated>false</IsTruncated><Contents><Key>";
+    size_t off = strlen(enc_head);
+    memcpy(enc, enc_head, off);
     for (size_t i = 0; i < n; i++)
         memcpy(enc + off + 3 * i, "%41", 3);
     off += 3 * n;
@@ -771,6 +775,7 @@ static void test_list_memory_flat(void **state)
     const uint64_t warmup = 2000;
     uint64_t delivered = 0;
     struct s3_xml_mem_stats start, created, at_warmup, at_end;
+    size_t heap_warmup = 0;
     struct err e;
     err_clear(&e);
 
@@ -813,14 +818,17 @@ static void test_list_memory_flat(void **state)
             }
             len = 0;
         }
-        if (i + 1 == warmup)
+        if (i + 1 == warmup) {
             s3_xml_mem_stats(&at_warmup);
+            heap_warmup = mallinfo2().uordblks;
+        }
     }
     len = (size_t)snprintf(body, sizeof(body), "</ListBucketResult>\n");
     assert_int_equal(s3_list_parser_feed(p, body, len, &e), 0);
     struct s3_list_result res;
     assert_int_equal(s3_list_parser_finish(p, &res, &e), 0);
     s3_xml_mem_stats(&at_end);
+    size_t heap_end = mallinfo2().uordblks;
 
     assert_int_equal(delivered, total);
     assert_int_equal(res.n_contents, total);
@@ -831,6 +839,9 @@ static void test_list_memory_flat(void **state)
      * still grow its input buffer once or twice for a larger chunk. */
     assert_true(at_end.allocs - at_warmup.allocs <= 4);
     assert_true(at_end.live_bytes <= at_warmup.live_bytes + 32 * 1024);
+    /* the same seen by the C library, for allocations made outside the
+     * counted suite (under ASan mallinfo2 reports nothing and this is moot) */
+    assert_true(heap_end <= heap_warmup + 64 * 1024);
     /* and the whole run stayed within a fixed budget */
     assert_true(at_end.peak_bytes - start.live_bytes < 400 * 1024);
 

@@ -759,18 +759,17 @@ static int local_list_next(void *state, struct storage_entry *ent, struct err *e
                      p->root, p->sep, l->path.data ? l->path.data : "", name);
             continue;
         }
-        if (buf_puts(&l->path, name)) {
+        if (buf_puts(&l->path, name))
             return err_set(e, ERR_NOMEM, "out of memory listing '%s'", p->root);
-        }
-        r = local_entry_fill(p, ent, l->path.data, &sb, lv->fd, name, e);
+        struct err why;
+        err_clear(&why);
+        r = local_entry_fill(p, ent, l->path.data, &sb, lv->fd, name, &why);
         l->path.len = lv->path_len;
         l->path.data[l->path.len] = '\0';
         if (r) {
             if (r == ERR_NOMEM)
-                return r;
+                return err_set(e, r, "%s", why.msg);
             /* the link vanished or cannot be read: report and go on */
-            struct err why = *e;
-            err_clear(e);
             r = local_list_skip(l, name, false, &why, e);
             if (r)
                 return r;
@@ -858,8 +857,13 @@ static int local_read_open(struct storage *st, const char *key, uint64_t offset,
     r = local_parent_open(p, key, false, "read", &dirfd, &base, e);
     if (r)
         goto out;
-    /* O_NONBLOCK: opening a fifo must not hang; regular files ignore it */
-    rd->fd = openat(dirfd, base, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+    /* O_NONBLOCK: opening a fifo must not hang; regular files ignore it.
+     * O_NOATIME: a backup should not touch atimes; only the owner (or a
+     * privileged process) may ask for it, so fall back without. */
+    int flags = O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC;
+    rd->fd = openat(dirfd, base, flags | O_NOATIME);
+    if (rd->fd < 0 && errno == EPERM)
+        rd->fd = openat(dirfd, base, flags);
     if (rd->fd < 0) {
         if (errno == ELOOP)
             r = err_set(e, ERR_USAGE,

@@ -25,6 +25,12 @@
  * Features: RANGE_READ | MTIME | SYMLINK | LIST_MTIME; no server-side copy,
  * no stored hashes. Endpoint id: "local".
  *
+ * storage_stat of a key that is a directory reports STORAGE_TYPE_DIR;
+ * reading it is ERR_USAGE. A listing whose root or prefix directory cannot
+ * be opened fails at storage_list_open (a missing root is ERR_NOT_FOUND,
+ * never an empty listing); a prefix that does not exist below an existing
+ * root lists nothing.
+ *
  * Errors name the full path: ERR_PERM (permission denied), ERR_NOT_FOUND,
  * ERR_IO (no space left, I/O errors), ERR_USAGE (invalid key, root that is
  * not a directory), ERR_EXISTS (a directory or file is in the way of a

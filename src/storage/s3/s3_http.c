@@ -513,7 +513,9 @@ static size_t read_cb(char *dst, size_t size, size_t n, void *ctx)
 
 static int xferinfo_cb(void *ctx, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t un)
 {
-    (void)ctx;
+    const struct xfer *x = ctx;
+    if (x->req->cleanup)
+        return 0;
     (void)dt;
     (void)dn;
     (void)ut;
@@ -586,7 +588,7 @@ int s3_request(struct s3 *s3, const struct s3_req *req, struct s3_resp *resp, co
     resp->attempts = 0;
 
     for (;;) {
-        if (cancel_requested()) {
+        if (cancel_requested() && !req->cleanup) {
             r = err_set(e, ERR_CANCELLED, "%s: interrupted", what);
             goto out;
         }
@@ -618,6 +620,7 @@ int s3_request(struct s3 *s3, const struct s3_req *req, struct s3_resp *resp, co
         curl_easy_setopt(h, CURLOPT_ERRORBUFFER, curl_detail);
         curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
         curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, xferinfo_cb);
+        curl_easy_setopt(h, CURLOPT_XFERINFODATA, &x);
         if (!strcmp(req->method, "PUT")) {
             curl_easy_setopt(h, CURLOPT_READFUNCTION, read_cb);
             curl_easy_setopt(h, CURLOPT_READDATA, &x);
@@ -644,6 +647,10 @@ int s3_request(struct s3 *s3, const struct s3_req *req, struct s3_resp *resp, co
             log_debug("%s: 200 answer with an error document (%s)", what, xe.code);
         snprintf(resp->s3_code, sizeof(resp->s3_code), "%s", xe.code);
         snprintf(resp->s3_message, sizeof(resp->s3_message), "%s", xe.message);
+        if (log_get_level() >= LOG_DEBUG)
+            log_debug("%s %s%s%s -> %ld in %.3f s (attempt %d)", req->method, req->key ? req->key : "",
+                      req->nquery ? "?" : "", req->nquery ? req->query[0].name : "", status,
+                      s3_now() - start, resp->attempts);
         if (status >= 200 && status < 300 && !xe.code[0]) {
             resp->status = status;
             r = 0;

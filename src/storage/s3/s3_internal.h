@@ -62,6 +62,8 @@ struct s3_req {
     size_t body_len;
     const char *payload_sha256;      /* hex of body; NULL: computed here */
     bool no_body_response;           /* HEAD */
+    bool cleanup;                    /* runs even after cancel_request(): aborting
+                                        a multipart upload must still happen */
     /* 2xx response body: streamed to on_body when set, else collected into
      * resp->body (bounded by S3_SMALL_BODY_MAX). on_attempt is called before
      * every attempt so a streaming consumer can start over. */

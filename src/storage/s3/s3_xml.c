@@ -138,6 +138,9 @@ enum el {
     EL_LOCATION_CONSTRAINT,
 };
 
+/* one-shot parsers keep a bit per element id in an unsigned */
+_Static_assert(EL_LOCATION_CONSTRAINT < 32, "too many element ids for struct oneshot.seen");
+
 static const struct {
     const char *name;
     enum el id;
@@ -450,6 +453,7 @@ struct xml_core {
     xml_el_fn on_end;    /* called with text[0..text_len) when capture is set */
     int depth;           /* of the current element, root = 1 */
     enum el path[S3_XML_DEPTH_MAX + 1];
+    char root_name[64];  /* local name of the root element, for messages */
     bool capture;        /* keep the text of the current element */
     bool started;        /* some non-space byte was fed */
     size_t node_len;     /* length of the current text node */
@@ -513,10 +517,8 @@ static void XMLCALL core_on_start(void *ud, const XML_Char *name, const XML_Char
     c->path[c->depth] = id;
     c->node_len = 0;
     c->text_len = 0;
-    if (c->depth == 1 && id == EL_OTHER) {
-        core_fail(c, ERR_PROTO, "%s has an unexpected root element <%.64s>", c->what, local);
-        return;
-    }
+    if (c->depth == 1)
+        snprintf(c->root_name, sizeof(c->root_name), "%s", local);
     c->on_start(c, id);
 }
 
@@ -527,12 +529,8 @@ static void XMLCALL core_on_end(void *ud, const XML_Char *name)
     if (c->rc)
         return;
     core_mark(c);
-    if (c->capture) {
-        c->text[c->text_len] = '\0';
-        c->on_end(c, c->path[c->depth]);
-    } else {
-        c->on_end(c, c->path[c->depth]);
-    }
+    c->text[c->text_len] = '\0';
+    c->on_end(c, c->path[c->depth]);
     c->capture = false;
     c->node_len = 0;
     c->text_len = 0;
@@ -759,7 +757,7 @@ static void list_on_start(struct xml_core *c, enum el id)
             p->doc = DOC_ERROR;
         else
             core_fail(c, ERR_PROTO, "%s has root element <%s>, not <ListBucketResult>", c->what,
-                      el_name(id));
+                      c->root_name);
         return;
     }
     if (p->doc == DOC_ERROR) {
@@ -1074,8 +1072,8 @@ static void oneshot_on_start(struct xml_core *c, enum el id)
         } else if (o->only_error) {
             core_stop(c, ONESHOT_OTHER_ROOT);
         } else if (!el_in(id, o->roots)) {
-            core_fail(c, ERR_PROTO, "%s has root element <%s>, not <%s>", c->what, el_name(id),
-                      el_name(o->roots[0]));
+            core_fail(c, ERR_PROTO, "%s has root element <%s>, not <%s>", c->what,
+                      c->root_name, el_name(o->roots[0]));
         } else if (o->root_is_leaf) {
             c->capture = true;
         }

@@ -9,7 +9,8 @@
  *
  * ListObjectsV2 is parsed push-style, as libcurl hands over the body: memory
  * stays the same whatever the number of <Contents> in the page (one parser
- * holds about 150 KiB, allocated when it is created). The other responses are
+ * holds about 90 KiB with expat's buffers, allocated up front; nothing is
+ * allocated per entry). The other responses are
  * small and parsed in one call from a body the caller has bounded.
  *
  * Return convention of the one-shot parsers: 0 when the body is the expected
@@ -70,10 +71,11 @@ struct s3_xml_error {
 /*
  * Parse an <Error> document from a whole body (len bytes, need not be
  * NUL-terminated; at most S3_XML_BODY_MAX). Returns S3_XML_ERROR_DOC and
- * fills *out when the root element is <Error>; 0 when the body is empty,
- * only whitespace, or well-formed XML whose root is something else (out is
- * zeroed); a negative ERR_* code when the body is not XML, is malformed, has
- * a DOCTYPE or exceeds a bound.
+ * fills *out when the root element is <Error> (and the whole document is
+ * well-formed); 0 when the body is empty, only whitespace, or XML whose root
+ * element is something else (out is zeroed; parsing stops at that root); a
+ * negative ERR_* code when the body is not XML, is malformed, has a DOCTYPE
+ * or exceeds a bound.
  */
 int s3_xml_parse_error(const char *body, size_t len, struct s3_xml_error *out);
 
