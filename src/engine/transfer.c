@@ -22,7 +22,6 @@
 #include "engine/transfer_internal.h"
 #include "core/cancel.h"
 #include "core/log.h"
-#include "storage/local/local.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -192,8 +191,10 @@ static void *worker_main(void *arg)
         /* after a whole-run error, queued items are dropped unprocessed */
         if (!atomic_load(&run->stop))
             transfer_work_do(w, &it);
-        atomic_fetch_add(&run->bytes_done, item_size(&it));
-        atomic_store(&w->bytes, 0);
+        /* the item is done: its bytes count whether they were read or not */
+        uint64_t seen = atomic_exchange(&w->bytes, 0), size = item_size(&it);
+        if (seen < size)
+            atomic_fetch_add(&run->bytes_done, size - seen);
         atomic_fetch_add(&run->files_done, 1);
         item_clear(&it);
 
@@ -207,20 +208,17 @@ static void *worker_main(void *arg)
 
 /* ---- progress ----------------------------------------------------------- */
 
-static void progress_fill(struct transfer_run *run, struct event_progress *p, char *cur,
-                          size_t cap)
+static void progress_fill(struct transfer_run *run, struct event_progress *p, char *cur, size_t cap)
 {
     memset(p, 0, sizeof(*p));
     p->phase = (enum event_phase)atomic_load(&run->phase);
     uint64_t done = atomic_load(&run->bytes_done);
-    for (int i = 0; i < run->nworkers; i++)
-        done += atomic_load(&run->workers[i].bytes);
     bool known = atomic_load(&run->totals_known);
     uint64_t btotal = atomic_load(&run->bytes_total);
     uint64_t ftotal = atomic_load(&run->files_total);
     uint64_t fdone = atomic_load(&run->files_done);
     if (known && done > btotal)
-        done = btotal; /* an item's bytes may be seen twice for an instant */
+        done = btotal;
     if (known && fdone > ftotal)
         fdone = ftotal;
     p->bytes_done = done;
@@ -264,7 +262,8 @@ static void *progress_main(void *arg)
         struct event_progress p;
         progress_fill(run, &p, cur, sizeof(cur));
         double dt = p.elapsed - last_t;
-        p.rate = dt > 0 && p.bytes_done >= last_bytes ? (double)(p.bytes_done - last_bytes) / dt : 0;
+        p.rate =
+            dt > 0 && p.bytes_done >= last_bytes ? (double)(p.bytes_done - last_bytes) / dt : 0;
         if (p.bytes_total >= 0 && p.rate > 0)
             p.eta_seconds = (int64_t)((double)((uint64_t)p.bytes_total - p.bytes_done) / p.rate);
         last_bytes = p.bytes_done;
@@ -298,7 +297,7 @@ static void progress_stop(struct transfer_run *run)
     event_emit_progress(run->o.events, &p);
 }
 
-/* ---- local listings that skip unreadable parts ------------------------- */
+/* ---- listings that skip unreadable parts ------------------------------- */
 
 static int on_list_error(void *ctx, const char *key, const struct err *le)
 {
@@ -315,9 +314,7 @@ static void list_handlers_set(struct transfer_run *run, bool on)
 {
     struct storage *sts[2] = {run->src, run->dst};
     for (int i = 0; i < 2; i++)
-        if (local_storage_is_local(sts[i]))
-            local_storage_set_list_error_handler(sts[i], on ? on_list_error : NULL,
-                                                 on ? run : NULL);
+        storage_set_list_error_handler(sts[i], on ? on_list_error : NULL, on ? run : NULL);
 }
 
 /* ---- the merge ---------------------------------------------------------- */
@@ -359,8 +356,10 @@ static void emit_skipped_symlink(struct transfer_run *run, const struct storage_
 static int spool_delete(struct transfer_run *run, const struct storage_entry *d, struct err *e)
 {
     if (!run->spool && !(run->spool = tmpfile()))
-        return err_set(e, ERR_IO, "cannot create a temporary file to list deletions: %s; "
-                       "check TMPDIR", strerror(errno));
+        return err_set(e, ERR_IO,
+                       "cannot create a temporary file to list deletions: %s; "
+                       "check TMPDIR",
+                       strerror(errno));
     uint32_t len = (uint32_t)strlen(d->key);
     uint64_t size = d->size;
     if (fwrite(&len, sizeof(len), 1, run->spool) != 1 ||
@@ -386,8 +385,8 @@ static int on_src_only(struct transfer_run *run, struct storage_entry *s, struct
         atomic_fetch_add(&run->files_checked, 1);
         atomic_fetch_add(&run->differences, 1);
         atomic_fetch_add(&run->files_done, 1);
-        transfer_emit_file(run, s->key, EVENT_ACTION_MISSING_DST, (int64_t)s->size, NULL, false,
-                           0, NULL);
+        transfer_emit_file(run, s->key, EVENT_ACTION_MISSING_DST, (int64_t)s->size, NULL, false, 0,
+                           NULL);
         return 0;
     }
     push_item(run, WORK_TRANSFER, s, NULL, true);
@@ -409,8 +408,8 @@ static int on_dst_only(struct transfer_run *run, struct storage_entry *d, struct
         }
         atomic_fetch_add(&run->files_checked, 1);
         atomic_fetch_add(&run->differences, 1);
-        transfer_emit_file(run, d->key, EVENT_ACTION_MISSING_SRC, (int64_t)d->size, NULL, false,
-                           0, NULL);
+        transfer_emit_file(run, d->key, EVENT_ACTION_MISSING_SRC, (int64_t)d->size, NULL, false, 0,
+                           NULL);
         return 0;
     }
     if (run->mode == TRANSFER_MODE_SYNC)
@@ -437,8 +436,8 @@ static int decide_from_listing(const struct transfer_run *run, const struct stor
         return strcmp(s->sha256, d->sha256) == 0;
     if (run->both_list_mtime && s->mtime_ns != STORAGE_MTIME_UNKNOWN &&
         d->mtime_ns != STORAGE_MTIME_UNKNOWN) {
-        int64_t diff = s->mtime_ns > d->mtime_ns ? s->mtime_ns - d->mtime_ns
-                                                 : d->mtime_ns - s->mtime_ns;
+        int64_t diff =
+            s->mtime_ns > d->mtime_ns ? s->mtime_ns - d->mtime_ns : d->mtime_ns - s->mtime_ns;
         return diff < TRANSFER_MTIME_TOLERANCE_NS;
     }
     return -1;
@@ -489,16 +488,16 @@ static int on_both(struct transfer_run *run, struct storage_entry *s, struct sto
     if (same == 1) {
         atomic_fetch_add(&run->files_unchanged, 1);
         atomic_fetch_add(&run->files_done, 1);
-        transfer_emit_file(run, s->key, EVENT_ACTION_UNCHANGED, (int64_t)s->size, s->sha256,
-                           false, 0, NULL);
+        transfer_emit_file(run, s->key, EVENT_ACTION_UNCHANGED, (int64_t)s->size, s->sha256, false,
+                           0, NULL);
         return 0;
     }
     push_item(run, WORK_TRANSFER, s, d, same == 0);
     return 0;
 }
 
-static int list_next(struct storage_list *l, struct storage *st,
-                     struct storage_entry *ent, bool *have, struct err *e)
+static int list_next(struct storage_list *l, struct storage *st, struct storage_entry *ent,
+                     bool *have, struct err *e)
 {
     storage_entry_clear(ent);
     int r = storage_list_next(l, ent, e);
@@ -585,7 +584,8 @@ static int run_deletions(struct transfer_run *run, struct err *e)
                        sname, dname);
     if (run->o.max_delete >= 0 && run->delete_count > (uint64_t)run->o.max_delete)
         return err_set(e, ERR_REFUSED,
-                       "refusing to delete %" PRIu64 " files from '%s': more than --max-delete %" PRId64
+                       "refusing to delete %" PRIu64
+                       " files from '%s': more than --max-delete %" PRId64
                        "; nothing was deleted, raise --max-delete if that is intended",
                        run->delete_count, dname, run->o.max_delete);
     uint64_t failed = atomic_load(&run->files_failed);
@@ -601,6 +601,8 @@ static int run_deletions(struct transfer_run *run, struct err *e)
         return err_set(e, ERR_IO, "cannot read the temporary list of deletions: %s",
                        strerror(errno));
     for (uint64_t i = 0; i < run->delete_count && !atomic_load(&run->stop); i++) {
+        if (cancel_requested())
+            return err_set(e, ERR_CANCELLED, "interrupted");
         uint32_t len;
         uint64_t size;
         if (fread(&len, sizeof(len), 1, run->spool) != 1 ||
@@ -755,8 +757,8 @@ static int transfer_run(enum transfer_mode mode, const char *command, struct sto
         goto finish;
     }
     atomic_store(&run.totals_known, true);
-    atomic_store(&run.phase, mode == TRANSFER_MODE_CHECK ? EVENT_PHASE_CHECKING
-                                                         : EVENT_PHASE_TRANSFERRING);
+    atomic_store(&run.phase,
+                 mode == TRANSFER_MODE_CHECK ? EVENT_PHASE_CHECKING : EVENT_PHASE_TRANSFERRING);
     queue_wait_idle(&run);
     if (mode == TRANSFER_MODE_SYNC && !atomic_load(&run.stop)) {
         if ((r = run_deletions(&run, &err)) != 0)

@@ -50,18 +50,18 @@
  *    PARTIAL): ERR_NOT_FOUND (vanished), ERR_PERM, ERR_IO, ERR_EXISTS,
  *    ERR_USAGE (a key the destination refuses), ERR_PROTO (an answer about
  *    one object we cannot use);
- *  - whole run (stop dispatching, in-flight writes are aborted as their
- *    next call fails or finish, no deletions, the function returns the
+ *  - whole run (stop dispatching, drop what is queued, abort in-flight
+ *    writes at their next block, no deletions, the function returns the
  *    code): everything else - ERR_AUTH, ERR_NET (after the driver's
  *    retries), ERR_TLS, ERR_CANCELLED, ERR_UNSORTED, ERR_NOMEM,
  *    ERR_REFUSED, ERR_CONFIG, ERR_INTERNAL - and any error from opening or
  *    reading a listing or from storage_check_root (a destination that is
  *    not writable at all fails there, before any file is touched).
- * Local listings that skip an unreadable part of the tree do not fail the
- * run: the engine installs its own handler (local.h) for the duration of
- * the call, reports each skipped part as a `failed` event, counts it in
- * files_failed and suppresses deletions. Any handler the caller installed
- * on a local storage is replaced and removed.
+ * Listings that skip an unreadable part of a tree do not fail the run: the
+ * engine installs its own listing error handler (storage.h) on both
+ * storages for the duration of the call, reports each skipped part as a
+ * `failed` event, counts it in files_failed and suppresses deletions. Any
+ * handler the caller installed is replaced and removed.
  *
  * Events (core/event.h) go to opts->events: one `file` event per path
  * (copied, updated, unchanged, deleted, skipped, failed; check: match,
@@ -87,7 +87,7 @@ struct storage;
 struct ratelimit;
 
 struct transfer_opts {
-    int transfers;                      /* files in flight; <= 0: 4 */
+    int transfers;                      /* files in flight; <= 0: 4, at most 256 */
     bool dry_run;                       /* list and compare, change nothing */
     bool checksum;                      /* copy/sync: compare content hashes, not mtimes */
     int64_t max_delete;                 /* sync: refuse more deletions than this; -1: no limit */
@@ -107,13 +107,13 @@ struct transfer_result {
     uint64_t files_transferred; /* copied + updated (dry run: would be) */
     uint64_t bytes_transferred; /* bytes of those files */
     uint64_t files_unchanged;
-    uint64_t files_deleted;     /* sync (dry run: would be) */
-    uint64_t files_skipped;     /* symlinks */
-    uint64_t files_failed;      /* per-file errors + skipped parts of listings */
-    uint64_t differences;       /* check: differ + missing either side */
-    uint64_t files_checked;     /* copy/sync: paths present on both sides and compared;
-                                   check: every path reported */
-    double elapsed;             /* seconds */
+    uint64_t files_deleted; /* sync (dry run: would be) */
+    uint64_t files_skipped; /* symlinks */
+    uint64_t files_failed;  /* per-file errors + skipped parts of listings */
+    uint64_t differences;   /* check: differ + missing either side */
+    uint64_t files_checked; /* copy/sync: paths present on both sides and compared;
+                               check: every path reported */
+    double elapsed;         /* seconds */
 };
 
 /*

@@ -36,9 +36,8 @@ static int size_changed(struct err *e, const char *key, uint64_t listed, uint64_
  * The bytes count towards progress when `count` (one side per item). Fails
  * when the bytes read are not the listed size.
  */
-static int hash_read(struct transfer_worker *w, struct storage *st, const char *key,
-                     uint64_t size, enum hash_kind kind, bool count, char *out, size_t cap,
-                     struct err *e)
+static int hash_read(struct transfer_worker *w, struct storage *st, const char *key, uint64_t size,
+                     enum hash_kind kind, bool count, char *out, size_t cap, struct err *e)
 {
     struct transfer_run *run = w->run;
     struct storage_reader *rd = NULL;
@@ -66,8 +65,10 @@ static int hash_read(struct transfer_worker *w, struct storage *st, const char *
             r = size_changed(e, key, size, total, true);
             goto out;
         }
-        if (count)
+        if (count) {
+            atomic_fetch_add(&run->bytes_done, (uint64_t)got);
             atomic_fetch_add(&w->bytes, (uint64_t)got);
+        }
         if ((r = filter_write(hash, w->buf, got, e)) != 0)
             goto out;
     }
@@ -90,8 +91,7 @@ out:
  * receives the source's SHA-256 when it is known (may stay "").
  */
 static int content_equal(struct transfer_worker *w, const struct storage_entry *s,
-                         const struct storage_entry *d, bool *equal, char sha256[65],
-                         struct err *e)
+                         const struct storage_entry *d, bool *equal, char sha256[65], struct err *e)
 {
     struct transfer_run *run = w->run;
     char a[65] = "", b[65] = "";
@@ -150,7 +150,8 @@ static int true_mtime(struct storage *st, const struct storage_entry *ent, int64
         return r;
     if (st_ent.size != ent->size) {
         storage_entry_clear(&st_ent);
-        return err_set(e, ERR_IO, "'%s' changed size since it was listed; will be compared next run",
+        return err_set(e, ERR_IO,
+                       "'%s' changed size since it was listed; will be compared next run",
                        ent->key);
     }
     *out = st_ent.mtime_ns;
@@ -238,23 +239,24 @@ static int stream_copy(struct transfer_worker *w, const struct storage_entry *s,
         goto out;
     /* Build every filter first, link them only when all exist: a failed
      * allocation then frees exactly what was made. */
-    struct filter *parts[4] = {
+    struct filter *parts[5] = {
         filter_hash_new(HASH_SHA256),
+        filter_counter_new(&run->bytes_done),
         filter_counter_new(&w->bytes),
         run->o.ratelimit ? filter_ratelimit_new(run->o.ratelimit) : NULL,
         filter_sink_new(sink_storage_write, wr),
     };
-    bool ok = parts[0] && parts[1] && parts[3] && (!run->o.ratelimit || parts[2]);
+    bool ok = parts[0] && parts[1] && parts[2] && parts[4] && (!run->o.ratelimit || parts[3]);
     if (!ok) {
-        for (size_t i = 0; i < 4; i++)
+        for (size_t i = 0; i < 5; i++)
             filter_chain_free(parts[i]);
         r = err_set(e, ERR_NOMEM, "out of memory copying '%s'", s->key);
         goto out;
     }
-    if (parts[2])
-        chain = filter_chain(parts[0], parts[1], parts[2], parts[3], NULL);
+    if (parts[3])
+        chain = filter_chain(parts[0], parts[1], parts[2], parts[3], parts[4], NULL);
     else
-        chain = filter_chain(parts[0], parts[1], parts[3], NULL);
+        chain = filter_chain(parts[0], parts[1], parts[2], parts[4], NULL);
     for (;;) {
         size_t got = 0;
         if ((r = check_stop(run, e)) != 0)
@@ -319,8 +321,8 @@ static void do_transfer(struct transfer_worker *w, struct work_item *it)
     if (run->o.dry_run) {
         atomic_fetch_add(&run->files_transferred, 1);
         atomic_fetch_add(&run->bytes_transferred, s->size);
-        transfer_emit_file(run, s->key, action, (int64_t)s->size,
-                           s->sha256[0] ? s->sha256 : NULL, false, 0, NULL);
+        transfer_emit_file(run, s->key, action, (int64_t)s->size, s->sha256[0] ? s->sha256 : NULL,
+                           false, 0, NULL);
         return;
     }
     if (run->server_copy) {
@@ -329,11 +331,10 @@ static void do_transfer(struct transfer_worker *w, struct work_item *it)
             transfer_item_error(run, s->key, (int64_t)s->size, &e);
             return;
         }
-        atomic_fetch_add(&w->bytes, s->size);
         atomic_fetch_add(&run->files_transferred, 1);
         atomic_fetch_add(&run->bytes_transferred, s->size);
-        transfer_emit_file(run, s->key, action, (int64_t)s->size,
-                           s->sha256[0] ? s->sha256 : NULL, true, 0, NULL);
+        transfer_emit_file(run, s->key, action, (int64_t)s->size, s->sha256[0] ? s->sha256 : NULL,
+                           true, 0, NULL);
         return;
     }
     sha256[0] = '\0';

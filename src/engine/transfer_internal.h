@@ -41,8 +41,8 @@ struct transfer_worker {
     struct transfer_run *run;
     pthread_t thread;
     bool started;
-    unsigned char *buf;         /* block_size bytes */
-    _Atomic uint64_t bytes;     /* bytes of the current item read so far (progress) */
+    unsigned char *buf;     /* block_size bytes */
+    _Atomic uint64_t bytes; /* bytes of the current item counted in run->bytes_done */
 };
 
 struct transfer_run {
@@ -80,20 +80,20 @@ struct transfer_run {
         files_skipped, files_failed, differences, files_checked, list_errors;
 
     /* progress */
-    _Atomic int phase;             /* enum event_phase */
-    _Atomic uint64_t files_total;  /* grows while listing */
-    _Atomic uint64_t bytes_total;  /* bytes of queued items, grows while listing */
+    _Atomic int phase;            /* enum event_phase */
+    _Atomic uint64_t files_total; /* grows while listing */
+    _Atomic uint64_t bytes_total; /* bytes of queued items, grows while listing */
     _Atomic uint64_t files_done;
-    _Atomic uint64_t bytes_done;   /* of finished items */
-    atomic_bool totals_known;      /* both listings finished */
-    char current[512];             /* under lock */
+    _Atomic uint64_t bytes_done; /* read so far + the rest of finished items */
+    atomic_bool totals_known;    /* both listings finished */
+    char current[512];           /* under lock */
     struct transfer_worker *workers;
     int nworkers;
     pthread_t progress_thread;
     bool progress_started;
     pthread_mutex_t progress_lock;
     pthread_cond_t progress_cond;
-    bool progress_quit;            /* under progress_lock */
+    bool progress_quit; /* under progress_lock */
 };
 
 /* Record a whole-run error (the first one wins) and stop everything. */

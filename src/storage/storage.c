@@ -8,6 +8,9 @@
  */
 #include "storage/storage_internal.h"
 #include "core/cancel.h"
+#include "core/log.h"
+
+#include <stdatomic.h>
 
 #include <stdlib.h>
 #include <string.h>
@@ -321,6 +324,35 @@ int storage_copy_from(struct storage *dst, const char *dst_key, struct storage *
         return err_set(e, ERR_INTERNAL, "'%s' cannot copy from '%s' on the server", dst->display,
                        src->display);
     return dst->drv->copy_from(dst, dst_key, src, src_key, src_ent, e);
+}
+
+void storage_set_list_error_handler(struct storage *st, storage_list_error_fn fn, void *ctx)
+{
+    st->on_list_error = fn;
+    st->on_list_error_ctx = ctx;
+}
+
+size_t storage_list_error_count(const struct storage *st)
+{
+    return atomic_load(&((struct storage *)st)->list_errors);
+}
+
+int storage_list_skipped(struct storage *st, const char *key, const struct err *why, struct err *e)
+{
+    atomic_fetch_add(&st->list_errors, 1);
+    if (!st->on_list_error) {
+        log_warn("%s; skipping it, the listing goes on", why->msg);
+        return 0;
+    }
+    int r = st->on_list_error(st->on_list_error_ctx, key, why);
+    if (r) {
+        r = r < 0 ? r : ERR_INTERNAL;
+        if (e) {
+            *e = *why;
+            e->code = r;
+        }
+    }
+    return r;
 }
 
 int storage_check_root(struct storage *st, bool for_write, bool create, struct err *e)

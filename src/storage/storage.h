@@ -127,6 +127,25 @@ int storage_copy_from(struct storage *dst, const char *dst_key, struct storage *
  * exists); create it if `create` and the driver can. */
 int storage_check_root(struct storage *st, bool for_write, bool create, struct err *e);
 
+/*
+ * Listing errors. A listing that cannot read part of a tree (a directory
+ * that cannot be opened, an entry that cannot be stat'ed) does not end: it
+ * goes on with the rest and reports the part it skipped to this handler.
+ * `key` is what was skipped; for a directory it ends with '/' and stands for
+ * every key under it - those keys are unknown, not absent, so a caller that
+ * deletes what a source does not list must not delete anything then. `e`
+ * says why (ERR_PERM, ERR_IO) and names the full path. The handler returns
+ * 0 to go on or a negative ERR_* code to stop the listing with it; it runs
+ * inside storage_list_next on the listing's thread. Without a handler the
+ * skip is logged as a warning. Either way it is counted.
+ */
+typedef int (*storage_list_error_fn)(void *ctx, const char *key, const struct err *e);
+/* Install (fn != NULL) or remove the handler; not synchronised with running
+ * listings of st. */
+void storage_set_list_error_handler(struct storage *st, storage_list_error_fn fn, void *ctx);
+/* Parts skipped by all listings of st so far (thread-safe). */
+size_t storage_list_error_count(const struct storage *st);
+
 /* Free st (not its open handles: close those first). */
 void storage_close(struct storage *st);
 

@@ -49,7 +49,15 @@ struct storage {
     char *display;     /* owned */
     char *endpoint_id; /* owned */
     void *priv;        /* driver state */
+    storage_list_error_fn on_list_error;
+    void *on_list_error_ctx;
+    _Atomic size_t list_errors;
 };
+
+/* For drivers: report a part of a tree a listing skips (see storage.h).
+ * Counts it, calls the handler (or logs `why`); returns 0 to go on, or the
+ * handler's code with e filled to stop. */
+int storage_list_skipped(struct storage *st, const char *key, const struct err *why, struct err *e);
 
 /* Allocate a storage for a driver; takes copies of display and endpoint_id. */
 struct storage *storage_new(const struct storage_driver *drv, const char *display,

@@ -814,7 +814,7 @@ static void test_special_and_temp_files_skipped(void **state)
     assert_non_null(strstr(log_lines.data, "dir/fifo"));
     assert_non_null(strstr(log_lines.data, "not a regular file"));
     buf_release(&log_lines);
-    assert_int_equal(local_storage_list_error_count(f->st), 0);
+    assert_int_equal(storage_list_error_count(f->st), 0);
 
     /* opening a fifo must not hang */
     assert_int_equal(storage_read_open(f->st, "dir/fifo", 0, -1, &rd, NULL, &e), ERR_USAGE);
@@ -847,7 +847,7 @@ static int child_list(const char *root, int stop_with, bool with_handler, int fd
     if (local_storage_open(root, NULL, &st, &e))
         return 10;
     if (with_handler)
-        local_storage_set_list_error_handler(st, on_skip, &s);
+        storage_set_list_error_handler(st, on_skip, &s);
     else {
         buf_init(&log_lines, 0);
         log_set_sink(log_capture, NULL);
@@ -868,7 +868,7 @@ static int child_list(const char *root, int stop_with, bool with_handler, int fd
         dprintf(fd, "ERROR %s|%s\n", err_code_name(r), e.msg);
     if (!with_handler && log_lines.len)
         dprintf(fd, "LOG %s", log_lines.data);
-    dprintf(fd, "COUNT %zu\n", local_storage_list_error_count(st));
+    dprintf(fd, "COUNT %zu\n", storage_list_error_count(st));
     storage_list_close(l);
     storage_close(st);
     return 0;

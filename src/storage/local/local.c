@@ -53,9 +53,6 @@
 struct local_priv {
     char *root;      /* without trailing '/', except "/" itself */
     const char *sep; /* what goes between root and a key: "/" or "" */
-    local_list_error_fn on_list_error;
-    void *on_list_error_ctx;
-    atomic_size_t list_errors;
 };
 
 static const struct storage_driver local_driver;
@@ -389,6 +386,7 @@ struct local_level {
 };
 
 struct local_list {
+    struct storage *st;
     struct local_priv *p;
     struct local_level *levels;
     size_t depth, cap;
@@ -556,24 +554,12 @@ static int local_list_skip(struct local_list *l, const char *name, bool is_dir,
     struct buf key = BUF_INIT(0);
     int r = 0;
 
-    atomic_fetch_add(&p->list_errors, 1);
     if (buf_append(&key, l->path.data ? l->path.data : "", l->path.len) || buf_puts(&key, name) ||
         (is_dir && buf_puts(&key, "/"))) {
         r = err_set(e, ERR_NOMEM, "out of memory listing '%s'", p->root);
         goto out;
     }
-    if (p->on_list_error) {
-        r = p->on_list_error(p->on_list_error_ctx, key.data, why);
-        if (r) {
-            if (e) {
-                *e = *why;
-                e->code = r < 0 ? r : ERR_INTERNAL;
-            }
-            r = r < 0 ? r : ERR_INTERNAL;
-        }
-    } else {
-        log_warn("%s; skipping it, the listing goes on", why->msg);
-    }
+    r = storage_list_skipped(l->st, key.data, why, e);
 out:
     buf_release(&key);
     return r;
@@ -659,6 +645,7 @@ static int local_list_open(struct storage *st, const char *prefix, void **state,
     l = calloc(1, sizeof(*l));
     if (!l)
         return err_set(e, ERR_NOMEM, "out of memory listing '%s'", p->root);
+    l->st = st;
     l->p = p;
     buf_init(&l->path, 0);
     r = local_root_open(p, false, "list", &root_fd, e);
@@ -1264,7 +1251,6 @@ int local_storage_open(const char *root, const char *display, struct storage **o
         return err_set(e, ERR_NOMEM, "out of memory opening '%s'", root);
     }
     p->sep = (n == 1 && root[0] == '/') ? "" : "/";
-    atomic_init(&p->list_errors, 0);
     struct storage *st = storage_new(&local_driver, display ? display : root, "local", p);
     if (!st) {
         free(p->root);
@@ -1273,26 +1259,4 @@ int local_storage_open(const char *root, const char *display, struct storage **o
     }
     *out = st;
     return 0;
-}
-
-bool local_storage_is_local(const struct storage *st)
-{
-    return st && st->drv == &local_driver;
-}
-
-void local_storage_set_list_error_handler(struct storage *st, local_list_error_fn fn, void *ctx)
-{
-    if (!local_storage_is_local(st))
-        return;
-    struct local_priv *p = st->priv;
-    p->on_list_error = fn;
-    p->on_list_error_ctx = ctx;
-}
-
-size_t local_storage_list_error_count(const struct storage *st)
-{
-    if (!local_storage_is_local(st))
-        return 0;
-    const struct local_priv *p = st->priv;
-    return atomic_load(&((struct local_priv *)p)->list_errors);
 }

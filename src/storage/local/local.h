@@ -39,9 +39,6 @@
 #ifndef ARCA_STORAGE_LOCAL_LOCAL_H
 #define ARCA_STORAGE_LOCAL_LOCAL_H
 
-#include <stdbool.h>
-#include <stddef.h>
-
 #include "core/error.h"
 
 struct storage;
@@ -53,38 +50,5 @@ struct storage;
  * empty root, ERR_NOMEM. */
 int local_storage_open(const char *root, const char *display, struct storage **out,
                        struct err *e);
-
-/*
- * Listing errors. A part of the tree that a listing cannot read (a
- * directory that cannot be opened or read, an entry that cannot be
- * stat'ed) does not end the listing: the listing goes on with the rest and
- * reports the part it skipped here.
- *
- * `key` is the key of what was skipped: for a directory it ends with '/'
- * ("photos/private/") and stands for every key under it. `e` says why
- * (ERR_PERM, ERR_IO) and names the full path. IMPORTANT for a sync: keys
- * under a skipped prefix are unknown, not absent; a caller that deletes
- * what the source does not list must not delete anything under it.
- *
- * The handler returns 0 to go on, or a negative ERR_* code to stop: the
- * listing then returns that code from storage_list_next with `e` copied
- * into the caller's error record. It runs on the thread that called
- * storage_list_next, inside that call.
- *
- * Without a handler, the driver logs a warning (log_warn) for each skipped
- * part and goes on. Either way the skip is counted (see below).
- */
-typedef int (*local_list_error_fn)(void *ctx, const char *key, const struct err *e);
-
-/* Install (fn != NULL) or remove (fn == NULL) the listing error handler of
- * a local storage. Set it before starting listings; not synchronised with
- * listings running on other threads. st must come from local_storage_open. */
-void local_storage_set_list_error_handler(struct storage *st, local_list_error_fn fn, void *ctx);
-
-/* Number of parts skipped by all listings of st so far (thread-safe). */
-size_t local_storage_list_error_count(const struct storage *st);
-
-/* True if st was made by local_storage_open. */
-bool local_storage_is_local(const struct storage *st);
 
 #endif

@@ -519,7 +519,7 @@ static int copy_multipart(struct s3 *dst, const char *dst_full, const char *dst_
         goto out;
     for (uint64_t i = 0; i < nparts && !r; i++) {
         uint64_t a = i * part, b = a + part > src_ent->size ? src_ent->size : a + part;
-        char num[16], range[80];
+        char num[24], range[80];
         snprintf(num, sizeof(num), "%" PRIu64, i + 1);
         snprintf(range, sizeof(range), "bytes=%" PRIu64 "-%" PRIu64, a, b - 1);
         struct s3_kv q[] = {{"partNumber", num}, {"uploadId", w->upload_id}};
