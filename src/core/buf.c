@@ -15,7 +15,8 @@ void buf_init(struct buf *b, size_t max)
 
 int buf_reserve(struct buf *b, size_t n)
 {
-    size_t max = b->max ? b->max : SIZE_MAX - 1;
+    /* room for the terminator too, without wrapping around */
+    size_t max = b->max && b->max < SIZE_MAX / 2 ? b->max : SIZE_MAX / 2;
     if (n > max || b->len > max - n)
         return ERR_NOMEM;
     size_t need = b->len + n + 1;
@@ -27,6 +28,8 @@ int buf_reserve(struct buf *b, size_t n)
     char *p = realloc(b->data, cap);
     if (!p)
         return ERR_NOMEM;
+    if (!b->data)
+        p[0] = '\0';
     b->data = p;
     b->cap = cap;
     return 0;

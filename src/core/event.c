@@ -31,6 +31,8 @@ const char *event_phase_name(enum event_phase p)
     return (unsigned)p < sizeof(names) / sizeof(names[0]) ? names[p] : "unknown";
 }
 
+static json_t *path_json(const char *path);
+
 static json_t *event_new(const char *type)
 {
     struct timeval tv;
@@ -69,7 +71,7 @@ char *event_progress_json(const struct event_progress *p)
     json_object_set_new(o, "files_total", int_or_null(p->files_total));
     json_object_set_new(o, "rate", json_integer((json_int_t)p->rate));
     json_object_set_new(o, "eta_seconds", int_or_null(p->eta_seconds));
-    json_object_set_new(o, "current", p->current ? json_string(p->current) : json_null());
+    json_object_set_new(o, "current", p->current ? path_json(p->current) : json_null());
     json_object_set_new(o, "elapsed", json_real(p->elapsed));
     return event_dump(o);
 }
@@ -107,11 +109,14 @@ char *event_file_json(const struct event_file *f)
         json_object_set_new(o, "server_side", json_true());
     if (f->dry_run)
         json_object_set_new(o, "dry_run", json_true());
-    if (f->action == EVENT_ACTION_FAILED || f->error) {
+    if (f->action == EVENT_ACTION_FAILED || f->error_code) {
         json_t *er = json_object();
-        json_object_set_new(er, "class", json_string(err_code_name(f->error_code)));
+        int code = f->error_code ? f->error_code : ERR_INTERNAL;
+        json_object_set_new(er, "class", json_string(err_code_name(code)));
         json_object_set_new(er, "message", path_json(f->error ? f->error : ""));
         json_object_set_new(o, "error", er);
+    } else if (f->error) {
+        json_object_set_new(o, "reason", path_json(f->error)); /* e.g. why it was skipped */
     }
     return event_dump(o);
 }

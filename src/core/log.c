@@ -83,38 +83,48 @@ static void redact_value(char *s, const char *needle)
     }
 }
 
-/* After a key match, mask the value up to the next delimiter. */
-static char *mask_after(char *v, int header)
+/* Mask the value that starts at v (after "key" and its '=' or ':'):
+ * KEY_HEADER values run to the end of the line (an Authorization value
+ * holds spaces and commas), KEY_PARAM values to '&', space or a quote,
+ * KEY_WORD values to the next delimiter. Returns where scanning goes on. */
+enum redact_kind { KEY_HEADER, KEY_PARAM, KEY_WORD };
+
+static char *mask_value(char *v, enum redact_kind kind)
 {
-    while (*v == ' ' || *v == '"' || *v == '=' || *v == ':')
+    while (*v == ' ' || *v == '"' || *v == '\'' || *v == '=' || *v == ':')
         v++;
     char *end = v;
-    if (header) {
-        while (*end && *end != '\n' && *end != '\r' && *end != '"' && *end != ',')
+    if (kind == KEY_HEADER) {
+        while (*end && *end != '\n' && *end != '\r' && *end != '"')
             end++;
     } else {
-        while (*end && !isspace((unsigned char)*end) && *end != '&' && *end != '"' && *end != ',' &&
-               *end != ';' && *end != '}' && *end != '\'')
+        while (*end && !isspace((unsigned char)*end) && *end != '&' && *end != '"' &&
+               *end != '\'' && *end != ',' && *end != ';' && *end != '}' &&
+               (kind == KEY_PARAM || *end != ')'))
             end++;
     }
     if (end == v)
         return end;
-    if (end - v >= 3) {
+    size_t n = (size_t)(end - v);
+    if (n >= 3) {
         memcpy(v, "***", 3);
         memmove(v + 3, end, strlen(end) + 1);
         return v + 3;
     }
-    memset(v, '*', (size_t)(end - v));
+    memset(v, '*', n);
     return end;
 }
 
 static const struct {
     const char *key;
-    int header;
+    enum redact_kind kind;
 } redact_keys[] = {
-    {"authorization:", 1},   {"x-amz-security-token:", 1}, {"x-amz-signature=", 0},
-    {"x-amz-credential=", 0}, {"x-amz-security-token=", 0}, {"password", 0},
-    {"secret", 0},            {"token", 0},                 {"passphrase", 0},
+    {"authorization:", KEY_HEADER},    {"x-amz-security-token:", KEY_HEADER},
+    {"x-amz-signature=", KEY_PARAM},   {"x-amz-credential=", KEY_PARAM},
+    {"x-amz-security-token=", KEY_PARAM}, {"signature=", KEY_PARAM},
+    {"credential=", KEY_PARAM},        {"password", KEY_WORD},
+    {"secret", KEY_WORD},              {"token", KEY_WORD},
+    {"passphrase", KEY_WORD},
 };
 
 static char *strcasestr_local(char *hay, const char *needle)
@@ -136,13 +146,14 @@ void log_redact(char *s)
         char *p = s;
         while ((p = strcasestr_local(p, redact_keys[k].key)) != NULL) {
             char *v = p + strlen(redact_keys[k].key);
-            if (!redact_keys[k].header) {
-                /* Only "key=value", "key: value", "key"="..." forms: skip
-                 * words like "secret_access_key" ending in a name char. */
+            if (redact_keys[k].kind == KEY_WORD) {
+                /* Only "key=value", "key: value", "key"="..." forms; the key
+                 * may go on as a name ("secret_access_key = x"), but words
+                 * in prose ("secret access key is missing") stay. */
                 while (*v == '_' || *v == '-' || isalnum((unsigned char)*v))
                     v++;
                 char *q = v;
-                while (*q == '"' || *q == ' ')
+                while (*q == '"' || *q == '\'' || *q == ' ')
                     q++;
                 if (*q != '=' && *q != ':') {
                     p = v;
@@ -150,23 +161,53 @@ void log_redact(char *s)
                 }
                 v = q;
             }
-            p = mask_after(v, redact_keys[k].header);
+            p = mask_value(v, redact_keys[k].kind);
         }
     }
 }
 
-static void json_escape_into(char *out, size_t cap, const char *s)
+/* Length of the valid UTF-8 sequence at s, or 0 when it is not one. */
+static size_t utf8_len(const unsigned char *s)
 {
+    if (s[0] < 0x80)
+        return 1;
+    size_t n = (s[0] & 0xE0) == 0xC0 ? 2 : (s[0] & 0xF0) == 0xE0 ? 3 : (s[0] & 0xF8) == 0xF0 ? 4 : 0;
+    if (!n || (n == 2 && s[0] < 0xC2) || (s[0] > 0xF4))
+        return 0;
+    for (size_t i = 1; i < n; i++)
+        if ((s[i] & 0xC0) != 0x80)
+            return 0;
+    if (n == 3 && ((s[0] == 0xE0 && s[1] < 0xA0) || (s[0] == 0xED && s[1] >= 0xA0)))
+        return 0; /* overlong, surrogates */
+    if (n == 4 && ((s[0] == 0xF0 && s[1] < 0x90) || (s[0] == 0xF4 && s[1] >= 0x90)))
+        return 0;
+    return n;
+}
+
+/* JSON string body of s: escapes, and U+FFFD for bytes that are not UTF-8,
+ * so a log line is valid JSON whatever a path holds. */
+static void json_escape_into(char *out, size_t cap, const char *str)
+{
+    const unsigned char *s = (const unsigned char *)str;
     size_t o = 0;
-    for (; *s && o + 7 < cap; s++) {
-        unsigned char c = (unsigned char)*s;
+    while (*s && o + 8 < cap) {
+        unsigned char c = *s;
+        size_t n = utf8_len(s);
         if (c == '"' || c == '\\') {
             out[o++] = '\\';
             out[o++] = (char)c;
+            s++;
         } else if (c < 0x20) {
             o += (size_t)snprintf(out + o, cap - o, "\\u%04x", c);
+            s++;
+        } else if (n == 0) {
+            memcpy(out + o, "\\ufffd", 6);
+            o += 6;
+            s++;
         } else {
-            out[o++] = (char)c;
+            memcpy(out + o, s, n);
+            o += n;
+            s += n;
         }
     }
     out[o] = '\0';

@@ -13,9 +13,18 @@ int units_parse_size(const char *s, const char *what, uint64_t *out, struct err 
 {
     if (!s || !*s)
         return err_set(e, ERR_USAGE, "%s is empty; give a size like 16M", what);
+    /* plain decimal only: strtod would also take "0x10", "1e3", "inf" */
+    size_t digits = strspn(s, "0123456789.");
+    if (digits == 0 || strchr(s + strspn(s, "0123456789"), '.') != strrchr(s, '.') ||
+        (strchr(s, '.') && strchr(s, '.') >= s + digits))
+        return err_set(e, ERR_USAGE, "%s '%s' is not a size; use a number with B, K, M, G or T (binary units)",
+                       what, s);
     errno = 0;
     char *end;
     double v = strtod(s, &end);
+    if (end != s + digits)
+        return err_set(e, ERR_USAGE, "%s '%s' is not a size; use a number with B, K, M, G or T (binary units)",
+                       what, s);
     if (end == s || errno || v < 0 || !isfinite(v) || isspace((unsigned char)*s) || *s == '-')
         return err_set(e, ERR_USAGE, "%s '%s' is not a size; use a number with B, K, M, G or T (binary units)",
                        what, s);

@@ -237,26 +237,19 @@ static int stream_copy(struct transfer_worker *w, const struct storage_entry *s,
     r = storage_write_open(run->dst, s->key, &wo, &wr, e);
     if (r)
         goto out;
-    /* Build every filter first, link them only when all exist: a failed
-     * allocation then frees exactly what was made. */
-    struct filter *parts[5] = {
-        filter_hash_new(HASH_SHA256),
-        filter_counter_new(&run->bytes_done),
-        filter_counter_new(&w->bytes),
-        run->o.ratelimit ? filter_ratelimit_new(run->o.ratelimit) : NULL,
-        filter_sink_new(sink_storage_write, wr),
-    };
-    bool ok = parts[0] && parts[1] && parts[2] && parts[4] && (!run->o.ratelimit || parts[3]);
-    if (!ok) {
-        for (size_t i = 0; i < 5; i++)
-            filter_chain_free(parts[i]);
+    struct filter *parts[5];
+    size_t np = 0;
+    parts[np++] = filter_hash_new(HASH_SHA256);
+    parts[np++] = filter_counter_new(&run->bytes_done);
+    parts[np++] = filter_counter_new(&w->bytes);
+    if (run->o.ratelimit)
+        parts[np++] = filter_ratelimit_new(run->o.ratelimit);
+    parts[np++] = filter_sink_new(sink_storage_write, wr);
+    chain = filter_chain(parts, np);
+    if (!chain) {
         r = err_set(e, ERR_NOMEM, "out of memory copying '%s'", s->key);
         goto out;
     }
-    if (parts[3])
-        chain = filter_chain(parts[0], parts[1], parts[2], parts[3], parts[4], NULL);
-    else
-        chain = filter_chain(parts[0], parts[1], parts[2], parts[4], NULL);
     for (;;) {
         size_t got = 0;
         if ((r = check_stop(run, e)) != 0)

@@ -3,37 +3,27 @@
 #include "core/error.h"
 
 #include <openssl/evp.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
-struct filter *filter_chain(struct filter *first, ...)
+struct filter *filter_chain(struct filter *const *fs, size_t n)
 {
-    va_list ap;
-    struct filter *all[16];
-    size_t n = 0;
-    bool bad = first == NULL;
-    va_start(ap, first);
-    all[n++] = first;
-    /* the list ends at the first NULL after a failed allocation too, so the
-     * caller passes the sentinel once and every non-NULL filter is freed */
-    for (;;) {
-        struct filter *f = va_arg(ap, struct filter *);
-        if (f == NULL)
-            break;
-        if (n < 16)
-            all[n++] = f;
-    }
-    va_end(ap);
-    if (bad) {
-        for (size_t i = 1; i < n; i++)
-            filter_chain_free(all[i]);
+    bool complete = n > 0;
+    for (size_t i = 0; i < n; i++)
+        complete = complete && fs[i] != NULL;
+    if (!complete) {
+        for (size_t i = 0; i < n; i++)
+            if (fs[i]) {
+                fs[i]->next = NULL;
+                filter_chain_free(fs[i]);
+            }
         return NULL;
     }
     for (size_t i = 0; i + 1 < n; i++)
-        all[i]->next = all[i + 1];
-    return first;
+        fs[i]->next = fs[i + 1];
+    fs[n - 1]->next = NULL;
+    return fs[0];
 }
 
 int filter_write(struct filter *f, const void *data, size_t len, struct err *e)

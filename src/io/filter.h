@@ -7,10 +7,10 @@
  * modes) and passes its output to `next` with filter_pass(). The chain is
  * owned by whoever built it and freed with filter_chain_free().
  *
- *     struct filter *sha = filter_hash_new(HASH_SHA256);
- *     struct filter *sink = filter_sink_new(write_fn, writer);
- *     filter_chain(sha, filter_counter_new(&bytes), filter_ratelimit_new(rl), sink, NULL);
- *     filter_write(sha, data, n, e); ... filter_finish(sha, e);
+ *     struct filter *fs[] = {filter_hash_new(HASH_SHA256), filter_counter_new(&bytes),
+ *                            filter_sink_new(write_fn, writer)};
+ *     struct filter *chain = filter_chain(fs, 3);   // NULL if any allocation failed
+ *     filter_write(chain, data, n, e); ... filter_finish(chain, e);
  *
  * Not thread-safe: one chain belongs to one transfer at a time (the rate
  * limiter and atomic counters it points at may be shared).
@@ -42,9 +42,10 @@ struct filter {
     void *state;
 };
 
-/* Link filters in order (NULL-terminated); returns the first. NULL args
- * (failed allocations) make it free the others and return NULL. */
-struct filter *filter_chain(struct filter *first, ...);
+/* Link fs[0..n) in order and return the first, which then owns the chain.
+ * If any entry is NULL (a failed allocation) every other entry is freed and
+ * NULL is returned, so a chain is never silently shorter than asked. */
+struct filter *filter_chain(struct filter *const *fs, size_t n);
 int filter_write(struct filter *f, const void *data, size_t len, struct err *e);
 int filter_pass(struct filter *f, const void *data, size_t len, struct err *e);
 int filter_finish(struct filter *f, struct err *e);

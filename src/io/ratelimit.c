@@ -3,6 +3,7 @@
 #include "core/cancel.h"
 
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <time.h>
@@ -77,44 +78,52 @@ uint64_t ratelimit_rate(const struct ratelimit *rl)
 
 #define RATELIMIT_STEP_NS 100000000u /* 100 ms */
 
-/* Debit n bytes now and return how long the caller must wait (ns) before
- * the debt is paid. Taking first and sleeping after keeps callers FIFO-ish
- * and needs no condition variable. */
-static uint64_t bucket_debit(struct ratelimit *rl, size_t n)
+/* Refill b by the time passed at its current rate (burst: one second);
+ * with `debit`, take n bytes. Returns how long (ns) until b is out of
+ * debt. A bucket may go negative: callers take first and wait after, so no
+ * condition variable is needed. Re-evaluated every step, so a new rate
+ * (higher, lower or none) reaches a caller that is already waiting. */
+static uint64_t bucket_update(struct ratelimit *b, size_t n, bool debit)
 {
-    uint64_t rate = atomic_load(&rl->rate);
-    if (!rate)
-        return 0;
-    pthread_mutex_lock(&rl->lock);
-    uint64_t now = rl->now_ns(rl->clock_ctx);
-    double elapsed = (double)(now - rl->last_ns) / 1e9;
-    rl->last_ns = now;
-    rl->tokens += elapsed * (double)rate;
-    if (rl->tokens > (double)rate) /* burst: one second */
-        rl->tokens = (double)rate;
-    rl->tokens -= (double)n;
+    pthread_mutex_lock(&b->lock);
+    uint64_t rate = atomic_load(&b->rate);
+    uint64_t now = b->now_ns(b->clock_ctx);
+    double elapsed = (double)(now - b->last_ns) / 1e9;
+    b->last_ns = now;
     uint64_t wait = 0;
-    if (rl->tokens < 0)
-        wait = (uint64_t)(-rl->tokens / (double)rate * 1e9);
-    pthread_mutex_unlock(&rl->lock);
+    if (!rate) {
+        b->tokens = 0; /* unlimited: forget any debt */
+    } else {
+        b->tokens += elapsed * (double)rate;
+        if (b->tokens > (double)rate)
+            b->tokens = (double)rate;
+        if (debit)
+            b->tokens -= (double)n;
+        if (b->tokens < 0)
+            wait = (uint64_t)(-b->tokens / (double)rate * 1e9) + 1;
+    }
+    pthread_mutex_unlock(&b->lock);
     return wait;
 }
 
 int ratelimit_take(struct ratelimit *rl, size_t n, struct err *e)
 {
     uint64_t wait = 0;
-    struct ratelimit *sleeper = rl;
     for (struct ratelimit *b = rl; b; b = b->parent) {
-        uint64_t w = bucket_debit(b, n);
+        uint64_t w = bucket_update(b, n, true);
         if (w > wait)
             wait = w;
     }
     while (wait) {
         if (cancel_requested())
             return err_set(e, ERR_CANCELLED, "interrupted");
-        uint64_t step = wait < RATELIMIT_STEP_NS ? wait : RATELIMIT_STEP_NS;
-        sleeper->sleep_ns(sleeper->clock_ctx, step);
-        wait -= step;
+        rl->sleep_ns(rl->clock_ctx, wait < RATELIMIT_STEP_NS ? wait : RATELIMIT_STEP_NS);
+        wait = 0;
+        for (struct ratelimit *b = rl; b; b = b->parent) {
+            uint64_t w = bucket_update(b, n, false);
+            if (w > wait)
+                wait = w;
+        }
     }
     return 0;
 }

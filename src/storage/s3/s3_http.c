@@ -80,7 +80,8 @@ char *s3_full_key(const struct s3 *s3, const char *key)
     return k;
 }
 
-/* mtime metadata: "<seconds>[.<fraction>]" as rclone writes it */
+/* mtime metadata: "[-]<seconds>[.<fraction>]" (rclone writes the same
+ * key); the sign applies to the whole value, both ways. */
 bool s3_mtime_parse(const char *s, int64_t *ns)
 {
     if (!s)
@@ -92,9 +93,10 @@ bool s3_mtime_parse(const char *s, int64_t *ns)
         s++;
     if (!isdigit((unsigned char)*s))
         return false;
+    const int64_t max_sec = INT64_MAX / 1000000000;
     int64_t sec = 0;
     for (; isdigit((unsigned char)*s); s++) {
-        if (sec > INT64_MAX / 10 / 1000000000)
+        if (sec > (max_sec - (*s - '0')) / 10)
             return false;
         sec = sec * 10 + (*s - '0');
     }
@@ -115,6 +117,8 @@ bool s3_mtime_parse(const char *s, int64_t *ns)
         return false;
     for (; digits < 9; digits++)
         frac *= 10;
+    if (sec * 1000000000 > INT64_MAX - frac)
+        return false;
     int64_t v = sec * 1000000000 + frac;
     *ns = neg ? -v : v;
     return true;
@@ -122,12 +126,9 @@ bool s3_mtime_parse(const char *s, int64_t *ns)
 
 void s3_mtime_format(int64_t ns, char *out, size_t cap)
 {
-    int64_t sec = ns / 1000000000, frac = ns % 1000000000;
-    if (frac < 0) {
-        frac += 1000000000;
-        sec -= 1;
-    }
-    snprintf(out, cap, "%" PRId64 ".%09" PRId64, sec, frac);
+    uint64_t mag = ns < 0 ? (uint64_t)0 - (uint64_t)ns : (uint64_t)ns;
+    snprintf(out, cap, "%s%" PRIu64 ".%09" PRIu64, ns < 0 ? "-" : "", mag / 1000000000u,
+             mag % 1000000000u);
 }
 
 enum s3_retry_decision s3_retry_classify(long status, const char *code, int curl_code)
@@ -163,7 +164,8 @@ enum s3_retry_decision s3_retry_classify(long status, const char *code, int curl
 double s3_retry_delay(int attempt, double rnd)
 {
     double cap = 5.0, base = 0.1;
-    double d = base * ldexp(1.0, attempt < 20 ? attempt : 20);
+    int doublings = attempt < 1 ? 0 : attempt - 1; /* first retry: up to base */
+    double d = base * ldexp(1.0, doublings < 20 ? doublings : 20);
     if (d > cap)
         d = cap;
     return d * rnd;
