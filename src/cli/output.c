@@ -7,6 +7,7 @@
  * events become lines according to verbosity, the summary becomes one line.
  */
 #include "cli/cli.h"
+#include "core/log.h"
 #include "core/units.h"
 
 #include <jansson.h>
@@ -70,7 +71,7 @@ static void render_file(json_t *o)
         return;
     if (!strcmp(action, "failed")) {
         clear_progress();
-        fprintf(stderr, "arca: error: %s\n", json_string_value(json_object_get(er, "message")));
+        log_error("%s", json_string_value(json_object_get(er, "message")));
         return;
     }
     bool diff = !strcmp(action, "differ") || !strncmp(action, "missing_on", 10);
@@ -82,8 +83,8 @@ static void render_file(json_t *o)
     if (!strcmp(action, "skipped")) {
         if (out_cli->verbose >= 0) {
             clear_progress();
-            fprintf(stderr, "arca: notice: skipped '%s': %s\n", path,
-                    er ? json_string_value(json_object_get(er, "message")) : "not a regular file");
+            json_t *why = json_object_get(o, "reason");
+            log_warn("skipped '%s': %s", path, json_is_string(why) ? json_string_value(why) : "not a regular file");
         }
         return;
     }
@@ -101,7 +102,7 @@ static void render_summary(json_t *o)
     const char *cmd = json_string_value(json_object_get(o, "command"));
     json_t *er = json_object_get(o, "error");
     if (json_is_object(er))
-        fprintf(stderr, "arca: error: %s\n", json_string_value(json_object_get(er, "message")));
+        log_error("%s", json_string_value(json_object_get(er, "message")));
     if (out_cli->verbose < 0)
         return;
     char bytes[32];

@@ -103,7 +103,6 @@ void transfer_item_error(struct transfer_run *run, const char *path, int64_t siz
 {
     if (transfer_error_is_per_file(e->code)) {
         atomic_fetch_add(&run->files_failed, 1);
-        log_warn("%s", e->msg);
         transfer_emit_file(run, path, EVENT_ACTION_FAILED, size, NULL, false, e->code, e->msg);
         return;
     }
@@ -304,7 +303,6 @@ static int on_list_error(void *ctx, const char *key, const struct err *le)
     struct transfer_run *run = ctx;
     atomic_fetch_add(&run->list_errors, 1);
     atomic_fetch_add(&run->files_failed, 1);
-    log_warn("%s", le->msg);
     transfer_emit_file(run, key, EVENT_ACTION_FAILED, -1, NULL, false, le->code ? le->code : ERR_IO,
                        le->msg);
     return 0;
@@ -347,8 +345,6 @@ static void emit_skipped_symlink(struct transfer_run *run, const struct storage_
 {
     atomic_fetch_add(&run->files_skipped, 1);
     atomic_fetch_add(&run->files_done, 1);
-    log_info("skipping symlink '%s' in '%s': symlinks are not copied", ent->key,
-             storage_display(run->src));
     transfer_emit_file(run, ent->key, EVENT_ACTION_SKIPPED, -1, NULL, false, 0,
                        "symbolic link, not copied");
 }

@@ -44,11 +44,14 @@ static int split_bucket(const char *spec, const char *rest, struct remote_spec *
     out->path = strdup(slash ? slash + 1 : "");
     if (!out->bucket || !out->path)
         return err_set(e, ERR_NOMEM, "out of memory");
-    if (memchr(out->bucket, '@', bl) || memchr(out->bucket, ':', bl))
+    if (memchr(out->bucket, '@', bl) || memchr(out->bucket, ':', bl)) {
+        /* never echo what may be a secret: show only what follows the '@' */
+        const char *at = memchr(rest, '@', strlen(rest));
         return err_set(e, ERR_USAGE,
-                       "remote '%s' holds credentials; put them in the config file, the environment "
-                       "or --secret-file, never in a URL",
-                       spec);
+                       "remote 's3://***@%s' holds credentials; put them in the config file, the "
+                       "environment or --secret-file, never in a URL",
+                       at ? at + 1 : "...");
+    }
     return check_bucket(spec, out->bucket, e);
 }
 

@@ -156,8 +156,8 @@ int storage_list_next(struct storage_list *l, struct storage_entry *ent, struct 
     }
     if (l->have_last && storage_key_cmp(l->last, ent->key) >= 0) {
         r = err_set(e, ERR_UNSORTED,
-                    "listing of '%s' is not sorted at '%s' (after '%s'); stopping before any change "
-                    "is made, report this server's listing order",
+                    "listing of '%s' is not sorted at '%s' (after '%s'); stopping before anything "
+                    "is deleted; this server's listing order cannot be trusted",
                     l->st->display, ent->key, l->last);
         storage_entry_clear(ent);
         l->done = true;

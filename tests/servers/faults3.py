@@ -72,11 +72,13 @@ POST /__control/synthetic  {"bucket": "big", "pages": 1000, "per_page": 1000,
     neighbouring keys in the middle of the second page. {"bucket": "big",
     "pages": 0} removes it.
 POST /__control/config     {"min_part_size": 5242880}
-GET  /__control/log        every S3 request seen: [{"seq", "method", "path",
+GET  /__control/log[?bucket=B]  every S3 request seen (to bucket B):
+                           [{"seq", "method", "bucket", "path",
                            "query", "headers": {selected, lowercase names},
                            "status" (0 when no answer was sent), "fault"
                            (action or null), "bytes_in"}]
-GET  /__control/stats      counters: requests, by_method, faults_fired,
+GET  /__control/stats[?bucket=B]  counters (of bucket B): requests, by_method,
+                           faults_fired,
                            objects, bytes_stored, multipart_in_progress,
                            uploads: {total, content_md5, checksum_sha256,
                            neither, content_sha256_hex, unsigned_payload}
@@ -86,7 +88,12 @@ GET  /__control/stats      counters: requests, by_method, faults_fired,
 GET  /__control/objects?bucket=B   [{"key", "size", "etag"}] in byte order
 GET  /__control/uploads    multipart uploads in progress
 POST /__control/reset      forget objects, uploads, rules, log, stats,
-                           synthetic buckets and config
+                           synthetic buckets and config; with {"bucket": B}
+                           only B's objects, uploads, counters, synthetic
+                           listing and the rules whose match holds '/B'
+Tests run in parallel against one faults3: give each test a bucket of its
+own, put '/BUCKET' in every rule's match, and use ?bucket= and
+{"bucket": B} rather than global stats and resets.
 GET  /__control/health     200 'ok'
 """
 
@@ -241,11 +248,24 @@ class State:
         self.min_part_size = DEFAULT_MIN_PART
         self.stats = {
             'requests': 0, 'by_method': {}, 'faults_fired': 0,
-            'uploads': {'total': 0, 'content_md5': 0, 'checksum_sha256': 0,
-                        'neither': 0, 'content_sha256_hex': 0,
-                        'unsigned_payload': 0},
+            'uploads': self.new_upload_counters(),
         }
         self.upload_seq = 0
+        self.bucket_uploads = {}
+
+    @staticmethod
+    def new_upload_counters():
+        return {'total': 0, 'content_md5': 0, 'checksum_sha256': 0, 'neither': 0,
+                'content_sha256_hex': 0, 'unsigned_payload': 0}
+
+    def reset_bucket(self, bucket):
+        self.buckets.pop(bucket, None)
+        self.sorted.pop(bucket, None)
+        self.synthetic.pop(bucket, None)
+        self.bucket_uploads.pop(bucket, None)
+        for uid in [u for u, v in self.uploads.items() if v['bucket'] == bucket]:
+            del self.uploads[uid]
+        self.rules = [r for r in self.rules if '/' + bucket not in r.get('match', '')]
 
     def put(self, bucket, key, obj):
         objs = self.buckets.setdefault(bucket, {})
@@ -452,7 +472,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             st['by_method'][self.command] = st['by_method'].get(self.command, 0) + 1
             fault = STATE.take_rule(self.command, target)
             entry = {
-                'seq': self.seq, 'method': self.command, 'path': url.path, 'query': url.query,
+                'seq': self.seq, 'method': self.command, 'bucket': url.path.split('/')[1],
+                'path': url.path, 'query': url.query,
                 'headers': {k: v for k, v in hdrs.items()
                             if k in LOGGED_HEADERS or (k.startswith('x-amz-') and k != 'x-amz-security-token')},
                 'status': 0, 'fault': fault.get('action', 'status') if fault else None, 'bytes_in': 0,
@@ -710,18 +731,19 @@ class Handler(http.server.BaseHTTPRequestHandler):
         parts.append('</ListBucketResult>')
         self.xml(200, ''.join(parts))
 
-    def count_upload(self, hdrs):
+    def count_upload(self, bucket, hdrs):
+        md5 = 'content-md5' in hdrs
+        cs = 'x-amz-checksum-sha256' in hdrs
+        csha = hdrs.get('x-amz-content-sha256', '')
         with STATE.lock:
-            u = STATE.stats['uploads']
-            u['total'] += 1
-            md5 = 'content-md5' in hdrs
-            cs = 'x-amz-checksum-sha256' in hdrs
-            u['content_md5'] += md5
-            u['checksum_sha256'] += cs
-            u['neither'] += not (md5 or cs)
-            csha = hdrs.get('x-amz-content-sha256', '')
-            u['content_sha256_hex'] += len(csha) == 64
-            u['unsigned_payload'] += csha == 'UNSIGNED-PAYLOAD'
+            for u in (STATE.stats['uploads'],
+                      STATE.bucket_uploads.setdefault(bucket, State.new_upload_counters())):
+                u['total'] += 1
+                u['content_md5'] += md5
+                u['checksum_sha256'] += cs
+                u['neither'] += not (md5 or cs)
+                u['content_sha256_hex'] += len(csha) == 64
+                u['unsigned_payload'] += csha == 'UNSIGNED-PAYLOAD'
 
     def object_op(self, m, bucket, key, q, hdrs, body):
         if 'uploads' in q:
@@ -780,7 +802,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def put_object(self, bucket, key, hdrs, body):
         if self.headers.get('content-length') is None and 'chunked' not in hdrs.get('transfer-encoding', ''):
             raise S3Fail(411, 'MissingContentLength', 'You must provide the Content-Length HTTP header.')
-        self.count_upload(hdrs)
+        self.count_upload(bucket, hdrs)
         sha = check_body(hdrs, body)
         etag = '"%s"' % hashlib.md5(body).hexdigest()
         with STATE.lock:
@@ -890,7 +912,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 self.upload_of(bucket, key, uid)['parts'][int(pn)] = (data, etag)
             return self.xml(200, '<CopyPartResult><LastModified>%s</LastModified><ETag>%s</ETag></CopyPartResult>'
                             % (iso_date(time.time()), xesc(etag)))
-        self.count_upload(hdrs)
+        self.count_upload(bucket, hdrs)
         check_body(hdrs, body)
         etag = '"%s"' % hashlib.md5(body).hexdigest()
         with STATE.lock:
@@ -985,16 +1007,29 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 return self.send_json(200, list(STATE.rules))
         if what == 'log' and m == 'GET':
             with STATE.lock:
-                data = json.dumps(STATE.log)
+                b = q.get('bucket')
+                data = json.dumps([e for e in STATE.log if b is None or e['bucket'] == b])
             return self.send(200, data.encode(), ctype='application/json')
         if what == 'stats' and m == 'GET':
             with STATE.lock:
-                s = json.loads(json.dumps(STATE.stats))
-                s['objects'] = sum(len(b) for b in STATE.buckets.values())
-                s['bytes_stored'] = sum(len(o.data) for b in STATE.buckets.values() for o in b.values())
-                s['multipart_in_progress'] = len(STATE.uploads)
-                s['rules_pending'] = len(STATE.rules)
-                s['log_dropped'] = STATE.log_dropped
+                b = q.get('bucket')
+                if b is None:
+                    s = json.loads(json.dumps(STATE.stats))
+                    s['objects'] = sum(len(x) for x in STATE.buckets.values())
+                    s['bytes_stored'] = sum(len(o.data) for x in STATE.buckets.values() for o in x.values())
+                    s['multipart_in_progress'] = len(STATE.uploads)
+                    s['rules_pending'] = len(STATE.rules)
+                    s['log_dropped'] = STATE.log_dropped
+                else:
+                    mine = [e for e in STATE.log if e['bucket'] == b]
+                    s = {'bucket': b, 'requests': len(mine), 'by_method': {},
+                         'faults_fired': sum(1 for e in mine if e['fault']),
+                         'uploads': dict(STATE.bucket_uploads.get(b, State.new_upload_counters())),
+                         'objects': len(STATE.buckets.get(b, {})),
+                         'bytes_stored': sum(len(o.data) for o in STATE.buckets.get(b, {}).values()),
+                         'multipart_in_progress': sum(1 for u in STATE.uploads.values() if u['bucket'] == b)}
+                    for e in mine:
+                        s['by_method'][e['method']] = s['by_method'].get(e['method'], 0) + 1
             return self.send_json(200, s)
         if what == 'objects' and m == 'GET':
             b = q.get('bucket', '')
@@ -1011,7 +1046,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return self.send_json(200, out)
         if what == 'reset' and m == 'POST':
             with STATE.lock:
-                STATE.reset()
+                if arg and arg.get('bucket'):
+                    STATE.reset_bucket(arg['bucket'])
+                else:
+                    STATE.reset()
             return self.send_json(200, {'ok': True})
         if what == 'synthetic' and m == 'POST':
             b = arg['bucket']

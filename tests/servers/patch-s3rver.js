@@ -1,9 +1,10 @@
 'use strict';
 // patch-s3rver.js: make the installed @20minutes/s3rver 4.0.4 behave like S3
-// where arca's tests depend on it. Idempotent: every edit carries a marker
-// comment and is skipped when the marker is already in the file; an anchor
-// that is missing (or not unique) is a hard error, so an upgrade of s3rver
-// cannot silently leave a patch out.
+// where arca's tests depend on it. Idempotent: the first run keeps a pristine
+// copy of each file it edits (FILE.arca-orig) and every run rebuilds the file
+// from that copy, so a changed patch replaces the old one. An anchor that is
+// missing (or not unique) is a hard error, so an upgrade of s3rver cannot
+// silently leave a patch out. Every edit carries an 'arca-test-patch' marker.
 //
 // usage: node patch-s3rver.js [node_modules dir]   (default: ./node_modules)
 //
@@ -16,7 +17,9 @@
 //   token     continuation tokens no longer use DES (no legacy OpenSSL needed)
 //   encoding  encoding-type=url is honoured (keys, prefixes, delimiter,
 //             start-after and markers URL-encoded, EncodingType returned)
-//   xml       no double escaping of '&' in XML answers
+//   xml       no double escaping of '&' in XML answers (errors too); XML
+//             request bodies keep values as text (key '007' stays '007',
+//             no trimming) and decode numeric entities (&#34; from Go clients)
 //   auth      a trailing '/' of the path ('/bucket/') is kept when the
 //             signature is checked; query strings are canonicalized with
 //             RFC 3986 encoding (SigV4 rules: ! ' ( ) * are escaped)
@@ -26,6 +29,8 @@
 //             NoSuchUpload; Complete checks part order, part ETags and the
 //             5 MiB minimum size of every part but the last, like S3
 //   range     'Range: bytes=-N' returns the last N bytes
+//   copy      x-amz-copy-source is decoded whole (decodeURIComponent), so keys
+//             holding @ : , $ = # + ? ; copy on the server as on S3
 const fs = require('fs');
 const path = require('path');
 
@@ -48,7 +53,6 @@ function count(haystack, needle) {
 // with `from`/`to`, replace everything from `from` up to (not including) `to`.
 function applyEdit(src, file, e) {
     const marker = `${MARK}:${e.id}`;
-    if (src.includes(marker)) return src;
     const text = e.text.replace('@MARK@', `/* ${marker} */`);
     if (!text.includes(marker)) fail(`edit '${e.id}' has no marker`);
     if (e.find !== undefined) {
@@ -217,6 +221,9 @@ const edits = {
 
   async checkParts(bucket, uploadId, parts) {
     const dir = await this.requireUpload(bucket, uploadId);
+    // S3 compares ETags without their quotes, however they were escaped
+    const bare = (etag) =>
+      String(etag).replace(/&quot;|&#34;|&#x22;|"/gi, '').trim();
     const partError = (part) =>
       new S3Error(
         'InvalidPart',
@@ -247,7 +254,7 @@ const edits = {
         if (err.code !== 'ENOENT') throw err;
         throw partError(part);
       }
-      if (part.etag !== md5) throw partError(part);
+      if (bare(part.etag) !== md5) throw partError(part);
       if (i < parts.length - 1 && size < 5 * 1024 * 1024) {
         throw new S3Error(
           'EntityTooSmall',
@@ -380,6 +387,24 @@ function decipherContinuationToken(token) {
     ],
     'lib/controllers/object.js': [
         {
+            // S3 clients percent-encode the whole key in x-amz-copy-source;
+            // decodeURI leaves reserved characters (@ : , $ = # + ? ;) encoded
+            id: 'copy-source-decode',
+            find: 'exports.putObjectCopy = async function putObjectCopy(ctx) {\n' +
+                "  let copySource = decodeURI(ctx.headers['x-amz-copy-source']);\n",
+            text: 'exports.putObjectCopy = async function putObjectCopy(ctx) {\n' +
+                '  @MARK@\n' +
+                "  let copySource = decodeURIComponent(ctx.headers['x-amz-copy-source']);\n",
+        },
+        {
+            id: 'copy-part-source-decode',
+            find: 'exports.uploadPartCopy = async function uploadPartCopy(ctx) {\n' +
+                "  let copySource = decodeURI(ctx.headers['x-amz-copy-source']);\n",
+            text: 'exports.uploadPartCopy = async function uploadPartCopy(ctx) {\n' +
+                '  @MARK@\n' +
+                "  let copySource = decodeURIComponent(ctx.headers['x-amz-copy-source']);\n",
+        },
+        {
             id: 'range-suffix',
             find: '    options.start = Number(start);\n' +
                 '    if (end) options.end = Number(end);\n',
@@ -425,6 +450,33 @@ function decipherContinuationToken(token) {
             text: '            : [param, value].map(encodeURIComponentRFC3986).join(\'=\'), @MARK@',
         },
     ],
+    'lib/utils.js': [
+        {
+            id: 'xml-body',
+            find: '  const xmlParser = new XMLParser();\n' +
+                '  ctx.request.body = xmlParser.parse(xmlString, {\n' +
+                '    tagValueProcessor: (a) => he.decode(a),\n' +
+                '  });\n',
+            text: '  @MARK@\n' +
+                '  const xmlParser = new XMLParser({\n' +
+                '    parseTagValue: false,\n' +
+                '    trimValues: false,\n' +
+                '    processEntities: false,\n' +
+                '    tagValueProcessor: (tagName, a) => he.decode(a),\n' +
+                '  });\n' +
+                '  ctx.request.body = xmlParser.parse(xmlString);\n',
+        },
+    ],
+    'lib/models/error.js': [
+        {
+            id: 'xml-escape',
+            find: '  toXML() {\n' +
+                '    const builder = new XMLBuilder({\n',
+            text: '  toXML() {\n' +
+                '    const builder = new XMLBuilder({\n' +
+                '      processEntities: false, @MARK@\n',
+        },
+    ],
     'lib/s3rver.js': [
         {
             id: 'xml-escape',
@@ -448,8 +500,19 @@ function main() {
     let changed = 0;
     for (const [rel, list] of Object.entries(edits)) {
         const file = path.join(root, rel);
+        const orig = file + '.arca-orig';
         const before = fs.readFileSync(file, 'utf8');
-        let src = before;
+        let pristine;
+        if (fs.existsSync(orig)) {
+            pristine = fs.readFileSync(orig, 'utf8');
+        } else if (before.includes(MARK)) {
+            fail(`'${rel}' is patched but its pristine copy is gone; reinstall: ` +
+                `rm -rf tests/servers/node_modules && scripts/install-deps.sh`);
+        } else {
+            pristine = before;
+            fs.writeFileSync(orig, pristine);
+        }
+        let src = pristine;
         for (const e of list) src = applyEdit(src, rel, e);
         if (src !== before) {
             fs.writeFileSync(file + '.arca-tmp', src);
@@ -459,7 +522,7 @@ function main() {
     }
     // every patched module must still load
     require(path.join(root, 'lib', 's3rver.js'));
-    process.stdout.write(`patch-s3rver: ${changed ? `patched ${changed} file(s)` : 'already patched'}\n`);
+    process.stdout.write(`patch-s3rver: ${changed ? `patched ${changed} file(s)` : 'up to date'}\n`);
 }
 
 main();

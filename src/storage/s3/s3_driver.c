@@ -14,6 +14,8 @@
 #include "core/log.h"
 
 #include <ctype.h>
+#include <errno.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -140,6 +142,11 @@ int s3_storage_open(const struct s3_options *o, const char *bucket, const char *
     s3->secret_access_key = strdup(o->secret_access_key);
     s3->session_token = dup_or_null(o->session_token && *o->session_token ? o->session_token : NULL);
     s3->ca_cert = dup_or_null(o->ca_cert);
+    if (o->ca_cert && access(o->ca_cert, R_OK) != 0) {
+        r = err_set(e, ERR_CONFIG, "cannot read CA certificate file '%s': %s; give a PEM file with --ca-cert",
+                    o->ca_cert, strerror(errno));
+        goto fail;
+    }
     s3->display = strdup(display);
     if (!s3->region || !s3->bucket || !s3->prefix || !s3->access_key_id || !s3->secret_access_key ||
         !s3->display) {

@@ -454,6 +454,8 @@ void s3_parse_header_line(const char *line, size_t len, struct s3_resp *resp)
         const char *slash = strrchr(v, '/');
         if (slash && slash[1] != '*')
             resp->total_size = strtoll(slash + 1, NULL, 10);
+    } else if (!strcasecmp(tmp, "x-amz-checksum-sha256")) {
+        snprintf(resp->checksum_sha256, sizeof(resp->checksum_sha256), "%s", v);
     } else if (!strcasecmp(tmp, "x-amz-meta-mtime")) {
         int64_t ns;
         if (s3_mtime_parse(v, &ns))

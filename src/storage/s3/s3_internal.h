@@ -78,6 +78,7 @@ struct s3_resp {
     int64_t content_length;  /* -1 unknown */
     int64_t total_size;      /* from Content-Range "bytes a-b/TOTAL", else content_length */
     int64_t mtime_ns;        /* x-amz-meta-mtime, or STORAGE_MTIME_UNKNOWN */
+    char checksum_sha256[64]; /* x-amz-checksum-sha256 (base64; "-N" when composite) */
     char s3_code[64];        /* <Code> of an error document */
     char s3_message[512];
     struct buf body;         /* 2xx body when no on_body (caller releases) */

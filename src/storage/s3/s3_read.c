@@ -7,11 +7,20 @@
  * resumes. If the connection breaks mid-body, the next attempt asks for
  * "Range: bytes=<next byte>-" with If-Match on the first answer's ETag, so
  * a resumed download can never splice two versions of an object.
+ *
+ * A whole-object read is verified as it goes: against the object's
+ * SHA-256 checksum when the server returns a full-object one (asked for with
+ * x-amz-checksum-mode), else against an ETag that is a plain MD5 (single-part
+ * uploads). A mismatch fails the read at its end, so a corrupted body never
+ * passes for a good one. Multipart objects without a full-object checksum
+ * cannot be verified from the headers.
  */
 #include "storage/s3/s3_internal.h"
 #include "storage/s3/s3_xml.h"
 #include "core/cancel.h"
 #include "core/log.h"
+
+#include <openssl/evp.h>
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -41,6 +50,10 @@ struct s3_reader {
     int attempts;
     double started;
     char curl_detail[CURL_ERROR_SIZE];
+    EVP_MD_CTX *verify;       /* NULL when the read is not verified */
+    unsigned char expect[32]; /* expected digest */
+    unsigned expect_len;
+    const char *verify_what;  /* "sha256 checksum" or "md5 etag" */
 };
 
 static size_t rd_header(char *data, size_t size, size_t n, void *ctx)
@@ -92,7 +105,7 @@ static void rd_stop(struct s3_reader *rd)
 static int rd_start(struct s3_reader *rd, struct err *e)
 {
     char range[96];
-    struct s3_kv h[2];
+    struct s3_kv h[3];
     size_t nh = 0;
     bool ranged = rd->next > 0 || rd->end >= 0;
     if (ranged) {
@@ -102,6 +115,8 @@ static int rd_start(struct s3_reader *rd, struct err *e)
             snprintf(range, sizeof(range), "bytes=%" PRIu64 "-", rd->next);
         h[nh++] = (struct s3_kv){"range", range};
     }
+    if (rd->next == 0 && rd->end < 0)
+        h[nh++] = (struct s3_kv){"x-amz-checksum-mode", "ENABLED"};
     char ifmatch[150];
     if (rd->etag[0]) {
         snprintf(ifmatch, sizeof(ifmatch), "\"%s\"", rd->etag);
@@ -221,6 +236,66 @@ static int rd_connect(struct s3_reader *rd, struct err *e)
 
 void s3_read_close(void *state);
 
+static int unhex(char c)
+{
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+}
+
+/* Choose what a whole-object read is checked against (see the top). */
+static void rd_setup_verify(struct s3_reader *rd)
+{
+    const char *ck = rd->resp.checksum_sha256;
+    if (ck[0] && !strchr(ck, '-')) {
+        unsigned char raw[64];
+        int n = EVP_DecodeBlock(raw, (const unsigned char *)ck, (int)strlen(ck));
+        size_t len = strlen(ck);
+        if (n >= 32 && len == 44) { /* 32 bytes: 44 base64 chars, one '=' pad */
+            memcpy(rd->expect, raw, 32);
+            rd->expect_len = 32;
+            rd->verify_what = "sha256 checksum";
+            rd->verify = EVP_MD_CTX_new();
+            if (rd->verify && !EVP_DigestInit_ex(rd->verify, EVP_sha256(), NULL)) {
+                EVP_MD_CTX_free(rd->verify);
+                rd->verify = NULL;
+            }
+            return;
+        }
+    }
+    const char *et = rd->etag;
+    if (strlen(et) == 32) {
+        for (int i = 0; i < 16; i++) {
+            int a = unhex(et[2 * i]), b = unhex(et[2 * i + 1]);
+            if (a < 0 || b < 0)
+                return;
+            rd->expect[i] = (unsigned char)(a << 4 | b);
+        }
+        rd->expect_len = 16;
+        rd->verify_what = "md5 etag";
+        rd->verify = EVP_MD_CTX_new();
+        if (rd->verify && !EVP_DigestInit_ex(rd->verify, EVP_md5(), NULL)) {
+            EVP_MD_CTX_free(rd->verify);
+            rd->verify = NULL;
+        }
+    }
+}
+
+static int rd_verify_end(struct s3_reader *rd, struct err *e)
+{
+    if (!rd->verify)
+        return 0;
+    unsigned char got[EVP_MAX_MD_SIZE];
+    unsigned int n = 0;
+    EVP_DigestFinal_ex(rd->verify, got, &n);
+    EVP_MD_CTX_free(rd->verify);
+    rd->verify = NULL;
+    if (n == rd->expect_len && !memcmp(got, rd->expect, n))
+        return 0;
+    return err_set(e, ERR_IO,
+                   "reading '%s' from '%s': the bytes received do not match the object's %s "
+                   "(corrupted in transit or at rest); it was not used, try again",
+                   rd->rel_key, rd->s3->display, rd->verify_what);
+}
+
 int s3_read_open(struct storage *st, const char *key, uint64_t offset, int64_t length,
                  void **state, struct storage_entry *ent, struct err *e)
 {
@@ -247,6 +322,8 @@ int s3_read_open(struct storage *st, const char *key, uint64_t offset, int64_t l
     if (r)
         goto fail;
     snprintf(rd->etag, sizeof(rd->etag), "%s", rd->resp.etag);
+    if (offset == 0 && length < 0)
+        rd_setup_verify(rd);
     if (ent) {
         s3_entry_from_resp(ent, &rd->resp);
         ent->key = strdup(key);
@@ -272,6 +349,8 @@ int s3_read(void *state, void *out, size_t cap, size_t *got, struct err *e)
             rd->win_len -= n;
             if (!rd->win_len)
                 rd->win_start = 0;
+            if (rd->verify)
+                EVP_DigestUpdate(rd->verify, out, n);
             rd->next += n;
             *got = n;
             return 0;
@@ -288,7 +367,7 @@ int s3_read(void *state, void *out, size_t cap, size_t *got, struct err *e)
                 if (total >= 0 && rd->end < 0 && (int64_t)rd->next < total) {
                     /* premature end without an error: resume */
                 } else {
-                    return 0;
+                    return rd_verify_end(rd, e);
                 }
             }
             rd_stop(rd);
@@ -314,6 +393,7 @@ void s3_read_close(void *state)
     }
     s3_resp_release(&rd->resp);
     buf_release(&rd->errbody);
+    EVP_MD_CTX_free(rd->verify);
     free(rd->win);
     free(rd->key);
     free(rd->rel_key);
