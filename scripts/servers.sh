@@ -110,7 +110,7 @@ start_s3rver() {
     shift 2
     mkdir -p "$dir"
     (cd "$servers_dir" && exec node "${node_flags[@]}" s3rver-launcher.js -d "$dir" -a 127.0.0.1 -p 0 --silent \
-        --configure-bucket arca-test --configure-bucket arca-test2 "$@" \
+        --configure-bucket arca-test --configure-bucket arca-test2 --service-endpoint localhost "$@" \
         < /dev/null > "$state/$name.log" 2>&1) &
     echo "$name $!" >> "$state/pids"
 }

@@ -215,6 +215,11 @@ static int open_s3(const char *spec, const struct remote_spec *rs, const struct 
     }
     if (fl->part_size)
         o.part_size = fl->part_size;
+    if ((v = CFG("copy_cutoff"))) {
+        r = units_parse_size(v, "copy_cutoff", &o.copy_cutoff, e);
+        if (r)
+            goto out;
+    }
     if ((v = CFG("upload_concurrency")))
         o.upload_concurrency = (int)strtol(v, NULL, 10);
     if (fl->upload_concurrency)

@@ -29,6 +29,8 @@
 //             NoSuchUpload; Complete checks part order, part ETags and the
 //             5 MiB minimum size of every part but the last, like S3
 //   range     'Range: bytes=-N' returns the last N bytes
+//   vhost     virtual-host requests (<bucket>.s3.<service endpoint>) are
+//             checked against the SigV4 path as sent ("/key"), as S3 does
 //   copy      x-amz-copy-source is decoded whole (decodeURIComponent), so keys
 //             holding @ : , $ = # + ? ; copy on the server as on S3
 const fs = require('fs');
@@ -443,6 +445,19 @@ function decipherContinuationToken(token) {
                 '    }\n' +
                 '    canonicalizedResource = canonicalizedResource\n' +
                 "      .split('/')\n",
+        },
+        {
+            // SigV4 signs the path as sent: for a virtual-host request that is
+            // "/key", not the "/bucket/key" that SigV2 canonicalizes
+            id: 'vhost-v4-uri',
+            find: '      case 4:\n' +
+                '        canonicalRequest.timestamp = request.time;\n',
+            text: '      case 4:\n' +
+                '        @MARK@\n' +
+                "        if (ctx.state.vhost && ctx.params.bucket) {\n" +
+                "          canonicalRequest.uri = canonicalRequest.uri.slice(encodeURIComponentRFC3986(ctx.params.bucket).length + 1) || '/';\n" +
+                '        }\n' +
+                '        canonicalRequest.timestamp = request.time;\n',
         },
         {
             id: 'query-rfc3986',

@@ -44,6 +44,9 @@ struct s3_options {
     double connect_timeout;        /* seconds; 0: 10 */
     double low_speed_time;         /* abort a transfer stalled this long; 0: 60 */
     bool create_bucket;            /* check_root(create) may create a missing bucket */
+    uint64_t copy_cutoff;          /* server-side copies above this size use
+                                      UploadPartCopy in parts of this size;
+                                      0: 5 GiB (CopyObject's limit) */
 };
 
 /* Open bucket/prefix. display names it in messages ("s3://b/p"). Copies

@@ -159,6 +159,11 @@ int s3_storage_open(const struct s3_options *o, const char *bucket, const char *
         s3->path_style = !host_is_aws(s3->host) || strchr(bucket, '.') != NULL;
     s3->insecure = o->insecure_skip_verify;
     s3->create_bucket = o->create_bucket;
+    s3->copy_cutoff = o->copy_cutoff ? o->copy_cutoff : S3_MAX_SINGLE_COPY;
+    if (s3->copy_cutoff < S3_MIN_PART_SIZE || s3->copy_cutoff > S3_MAX_SINGLE_COPY) {
+        r = err_set(e, ERR_USAGE, "copy_cutoff must be between 5M and 5G");
+        goto fail;
+    }
     s3->part_size = o->part_size ? o->part_size : 16u * 1024 * 1024;
     if (s3->part_size < S3_MIN_PART_SIZE) {
         r = err_set(e, ERR_USAGE, "part size %llu is below S3's minimum of 5 MiB; use --s3-part-size 5M or more",

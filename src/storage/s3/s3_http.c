@@ -631,6 +631,12 @@ int s3_request(struct s3 *s3, const struct s3_req *req, struct s3_resp *resp, co
         }
         CURLcode cr = curl_easy_perform(h);
         curl_slist_free_all(hl);
+        char url[512] = "";
+        if (log_get_level() >= LOG_DEBUG) {
+            char *u = NULL;
+            curl_easy_getinfo(h, CURLINFO_EFFECTIVE_URL, &u);
+            snprintf(url, sizeof(url), "%s", u ? u : "");
+        }
         long status = 0;
         if (cr == CURLE_OK)
             curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
@@ -652,8 +658,7 @@ int s3_request(struct s3 *s3, const struct s3_req *req, struct s3_resp *resp, co
         snprintf(resp->s3_code, sizeof(resp->s3_code), "%s", xe.code);
         snprintf(resp->s3_message, sizeof(resp->s3_message), "%s", xe.message);
         if (log_get_level() >= LOG_DEBUG)
-            log_debug("%s %s%s%s -> %ld in %.3f s (attempt %d)", req->method, req->key ? req->key : "",
-                      req->nquery ? "?" : "", req->nquery ? req->query[0].name : "", status,
+            log_debug("%s %s -> %ld in %.3f s (attempt %d)", req->method, url, status,
                       s3_now() - start, resp->attempts);
         if (status >= 200 && status < 300 && !xe.code[0]) {
             resp->status = status;

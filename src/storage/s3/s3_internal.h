@@ -35,6 +35,7 @@ struct s3 {
     bool path_style;
     bool insecure;
     bool create_bucket;
+    uint64_t copy_cutoff;
     uint64_t part_size;
     int upload_concurrency;
     enum s3_checksum checksum;

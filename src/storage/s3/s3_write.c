@@ -502,7 +502,7 @@ static int copy_multipart(struct s3 *dst, const char *dst_full, const char *dst_
         goto out;
     }
     enum s3_checksum saved = dst->checksum;
-    uint64_t part = 1024ull * 1024 * 1024; /* 1 GiB copy parts */
+    uint64_t part = dst->copy_cutoff;
     uint64_t need = (src_ent->size + S3_MAX_PARTS - 1) / S3_MAX_PARTS;
     if (need > part)
         part = need;
@@ -565,8 +565,18 @@ int s3_copy_from(struct storage *dst_st, const char *dst_key, struct storage *sr
         r = err_set(e, ERR_NOMEM, "out of memory");
         goto out;
     }
-    if (src_ent->size > S3_MAX_SINGLE_COPY) {
+    if (src_ent->size > dst->copy_cutoff) {
+        /* a multipart copy sets metadata anew: keep the source's mtime */
+        struct storage_entry meta;
+        memset(&meta, 0, sizeof(meta));
+        if (src_ent->mtime_ns == STORAGE_MTIME_UNKNOWN) {
+            r = storage_stat(src_st, src_key, &meta, e);
+            if (r)
+                goto out;
+            src_ent = &meta;
+        }
         r = copy_multipart(dst, dst_full, dst_key, hdr.data, src_ent, e);
+        storage_entry_clear(&meta);
         goto out;
     }
     struct s3_kv h[] = {{"x-amz-copy-source", hdr.data}};
