@@ -6,7 +6,10 @@
 #include "core/log.h"
 #include "engine/transfer.h"
 #include "io/ratelimit.h"
+#include "storage/local/local.h"
 #include "storage/storage.h"
+
+#include <sys/stat.h>
 
 #include <inttypes.h>
 #include <jansson.h>
@@ -91,6 +94,47 @@ int cli_cmd_ls(struct cli *c)
     return EXIT_OK;
 }
 
+/* A local source that is a regular file: open its directory and restrict
+ * the operation to its name, as rclone does. *only_key is set then (owned
+ * by the caller). Returns 1 when it handled the source, 0 when the source
+ * is something else, or a negative error. */
+static int open_single_file(struct cli *c, const char *spec, struct storage **out, char **only_key,
+                            struct err *e)
+{
+    struct remote_spec rs;
+    struct stat sb;
+    int r = remote_parse(spec, &c->cfg, &rs, e);
+    if (r)
+        return r;
+    if (rs.kind != REMOTE_LOCAL || stat(rs.path, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        remote_spec_release(&rs);
+        return 0;
+    }
+    if (!strcmp(c->command, "sync")) {
+        r = err_set(e, ERR_USAGE, "sync needs a directory as source, not the file '%s'; use copy for one file",
+                    spec);
+        goto out;
+    }
+    char *slash = strrchr(rs.path, '/');
+    const char *dir = ".", *name = rs.path;
+    if (slash) {
+        *slash = '\0';
+        dir = slash == rs.path ? "/" : rs.path;
+        name = slash + 1;
+    }
+    *only_key = strdup(name);
+    if (!*only_key) {
+        r = err_set(e, ERR_NOMEM, "out of memory");
+        goto out;
+    }
+    r = local_storage_open(dir, spec, out, e);
+    if (!r)
+        r = 1;
+out:
+    remote_spec_release(&rs);
+    return r;
+}
+
 int cli_cmd_transfer(struct cli *c)
 {
     struct err e;
@@ -98,12 +142,18 @@ int cli_cmd_transfer(struct cli *c)
     struct storage *src = NULL, *dst = NULL;
     struct ratelimit *rl = NULL;
     struct event_emitter em;
-    int r = remote_open(c->args[0], &c->cfg, &c->rflags, &src, &e);
-    if (r)
+    char *only_key = NULL;
+    int r = open_single_file(c, c->args[0], &src, &only_key, &e);
+    if (r == 0)
+        r = remote_open(c->args[0], &c->cfg, &c->rflags, &src, &e);
+    if (r < 0) {
+        free(only_key);
         return fail(c, &e);
+    }
     r = remote_open(c->args[1], &c->cfg, &c->rflags, &dst, &e);
     if (r) {
         storage_close(src);
+        free(only_key);
         return fail(c, &e);
     }
     if (c->bwlimit) {
@@ -111,6 +161,7 @@ int cli_cmd_transfer(struct cli *c)
         if (!rl) {
             storage_close(src);
             storage_close(dst);
+            free(only_key);
             err_set(&e, ERR_NOMEM, "out of memory");
             return fail(c, &e);
         }
@@ -126,6 +177,7 @@ int cli_cmd_transfer(struct cli *c)
     o.ratelimit = rl;
     o.events = &em;
     o.progress_interval = (c->progress || c->json) ? 1.0 : 0;
+    o.only_key = only_key;
     struct transfer_result res;
     memset(&res, 0, sizeof(res));
     if (!strcmp(c->command, "copy"))
@@ -138,6 +190,7 @@ int cli_cmd_transfer(struct cli *c)
     storage_close(src);
     storage_close(dst);
     ratelimit_free(rl);
+    free(only_key);
     if (r) /* the summary event already carried the message */
         return err_exit_status(r);
     switch (res.status) {

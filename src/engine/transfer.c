@@ -492,11 +492,15 @@ static int on_both(struct transfer_run *run, struct storage_entry *s, struct sto
     return 0;
 }
 
-static int list_next(struct storage_list *l, struct storage *st, struct storage_entry *ent,
-                     bool *have, struct err *e)
+static int list_next(struct transfer_run *run, struct storage_list *l, struct storage *st,
+                     struct storage_entry *ent, bool *have, struct err *e)
 {
-    storage_entry_clear(ent);
-    int r = storage_list_next(l, ent, e);
+    int r;
+    do {
+        storage_entry_clear(ent);
+        r = storage_list_next(l, ent, e);
+        /* with only_key the listing covers its prefix: skip "key2", "key/x" */
+    } while (r == 1 && run->o.only_key && strcmp(ent->key, run->o.only_key) != 0);
     if (r < 0) {
         *have = false;
         if (r != ERR_UNSORTED && r != ERR_CANCELLED)
@@ -517,25 +521,26 @@ static int run_merge(struct transfer_run *run, struct err *e)
     memset(&s, 0, sizeof(s));
     memset(&d, 0, sizeof(d));
 
-    r = storage_list_open(run->src, "", &ls, e);
+    const char *prefix = run->o.only_key ? run->o.only_key : "";
+    r = storage_list_open(run->src, prefix, &ls, e);
     if (r) {
         if (r != ERR_CANCELLED)
             err_wrap(e, "listing '%s'", storage_display(run->src));
         goto out;
     }
     if (!run->dst_missing) {
-        r = storage_list_open(run->dst, "", &ld, e);
+        r = storage_list_open(run->dst, prefix, &ld, e);
         if (r) {
             if (r != ERR_CANCELLED)
                 err_wrap(e, "listing '%s'", storage_display(run->dst));
             goto out;
         }
     }
-    if ((r = list_next(ls, run->src, &s, &have_s, e)) != 0)
+    if ((r = list_next(run, ls, run->src, &s, &have_s, e)) != 0)
         goto out;
     if (have_s)
         run->src_listed++;
-    if (ld && (r = list_next(ld, run->dst, &d, &have_d, e)) != 0)
+    if (ld && (r = list_next(run, ld, run->dst, &d, &have_d, e)) != 0)
         goto out;
     while (have_s || have_d) {
         if (atomic_load(&run->stop))
@@ -550,12 +555,12 @@ static int run_merge(struct transfer_run *run, struct err *e)
         if (r)
             goto out;
         if (cmp <= 0) {
-            if ((r = list_next(ls, run->src, &s, &have_s, e)) != 0)
+            if ((r = list_next(run, ls, run->src, &s, &have_s, e)) != 0)
                 goto out;
             if (have_s)
                 run->src_listed++;
         }
-        if (cmp >= 0 && (r = list_next(ld, run->dst, &d, &have_d, e)) != 0)
+        if (cmp >= 0 && (r = list_next(run, ld, run->dst, &d, &have_d, e)) != 0)
             goto out;
     }
 out:

@@ -97,6 +97,8 @@ struct transfer_opts {
     const struct event_emitter *events; /* may be NULL; not owned */
     double progress_interval;           /* seconds between progress events; <= 0: none */
     size_t block_size;                  /* read size; 0: 1 MiB */
+    const char *only_key;               /* NULL, or the one key both sides are
+                                           restricted to (a single-file copy) */
 };
 
 /* Defaults: transfers 4, max_delete -1, block_size 1 MiB, the rest 0/NULL. */

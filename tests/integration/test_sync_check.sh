@@ -171,3 +171,22 @@ assert_file_has "$IT_OUT" "missing_on_source: only/here/n" "check's report"
 # check changed nothing
 assert_eq "$(s3_keys "$DST" | tr '\n' ' ')" "a b c/big c/d " "keys after check"
 [ ! -e "$L/a" ] || fail "check created a file"
+
+# --- a single file as source (copy and check; sync wants a directory) ------------------
+ONE=$IT_TMP/single
+mkdir -p "$ONE"
+echo "only me" > "$ONE/report.txt"
+echo "not me" > "$ONE/report.txt.bak"
+arca_run copy "$ONE/report.txt" "s3://$B/$P/single" --json
+assert_rc 0 "copy of a single file"
+assert_summary files_transferred 1
+assert_eq "$(s3_keys "s3://$B/$P/single" | tr '\n' ' ')" "report.txt " "keys after a single-file copy"
+arca_run check "$ONE/report.txt" "s3://$B/$P/single" --json
+assert_rc 0 "check of a single file"
+assert_summary files_checked 1
+echo "changed!" > "$ONE/report.txt"
+arca_run check "$ONE/report.txt" "s3://$B/$P/single" --json
+assert_rc 1 "check of a changed single file"
+arca_run sync "$ONE/report.txt" "s3://$B/$P/single"
+assert_rc 2 "sync from a single file"
+assert_err_has "use copy for one file"
