@@ -32,6 +32,36 @@ static int size_changed(struct err *e, const char *key, uint64_t listed, uint64_
 }
 
 /*
+ * Read rd to its end through chain (which hashes, counts, writes, ...),
+ * checking that the bytes read are exactly the listed size, then finish the
+ * chain.
+ */
+static int pump(struct transfer_worker *w, struct storage_reader *rd, const char *key,
+                uint64_t size, struct filter *chain, struct err *e)
+{
+    struct transfer_run *run = w->run;
+    uint64_t total = 0;
+    int r;
+    for (;;) {
+        size_t got = 0;
+        if ((r = check_stop(run, e)) != 0)
+            return r;
+        if ((r = storage_read(rd, w->buf, run->o.block_size, &got, e)) != 0)
+            return r;
+        if (got == 0)
+            break;
+        total += got;
+        if (total > size)
+            return size_changed(e, key, size, total, true);
+        if ((r = filter_write(chain, w->buf, got, e)) != 0)
+            return r;
+    }
+    if (total != size)
+        return size_changed(e, key, size, total, false);
+    return filter_finish(chain, e);
+}
+
+/*
  * Read key from st through a hash of `kind`, put the hex digest into out.
  * The bytes count towards progress when `count` (one side per item). Fails
  * when the bytes read are not the listed size.
@@ -41,47 +71,27 @@ static int hash_read(struct transfer_worker *w, struct storage *st, const char *
 {
     struct transfer_run *run = w->run;
     struct storage_reader *rd = NULL;
-    struct filter *hash = filter_hash_new(kind);
-    uint64_t total = 0;
+    struct filter *parts[3];
+    size_t np = 0;
+    parts[np++] = filter_hash_new(kind);
+    if (count) {
+        parts[np++] = filter_counter_new(&run->bytes_done);
+        parts[np++] = filter_counter_new(&w->bytes);
+    }
+    struct filter *chain = filter_chain(parts, np);
     int r;
-    if (!hash) {
+    if (!chain) {
         r = err_set(e, ERR_NOMEM, "out of memory hashing '%s'", key);
         goto out;
     }
     r = storage_read_open(st, key, 0, -1, &rd, NULL, e);
-    if (r)
-        goto out;
-    for (;;) {
-        size_t got = 0;
-        if ((r = check_stop(run, e)) != 0)
-            goto out;
-        r = storage_read(rd, w->buf, run->o.block_size, &got, e);
-        if (r)
-            goto out;
-        if (got == 0)
-            break;
-        total += got;
-        if (total > size) {
-            r = size_changed(e, key, size, total, true);
-            goto out;
-        }
-        if (count) {
-            atomic_fetch_add(&run->bytes_done, (uint64_t)got);
-            atomic_fetch_add(&w->bytes, (uint64_t)got);
-        }
-        if ((r = filter_write(hash, w->buf, got, e)) != 0)
-            goto out;
-    }
-    if (total != size) {
-        r = size_changed(e, key, size, total, false);
-        goto out;
-    }
-    if ((r = filter_finish(hash, e)) != 0)
-        goto out;
-    filter_hash_hex(hash, out, cap);
+    if (!r)
+        r = pump(w, rd, key, size, chain, e);
+    if (!r)
+        filter_hash_hex(chain, out, cap);
 out:
     storage_read_close(rd);
-    filter_chain_free(hash);
+    filter_chain_free(chain);
     return r;
 }
 
@@ -210,7 +220,6 @@ static int stream_copy(struct transfer_worker *w, const struct storage_entry *s,
     struct storage_writer *wr = NULL;
     struct filter *chain = NULL;
     struct storage_entry rent;
-    uint64_t total = 0;
     int r;
     memset(&rent, 0, sizeof(rent));
     rent.mtime_ns = STORAGE_MTIME_UNKNOWN;
@@ -250,28 +259,7 @@ static int stream_copy(struct transfer_worker *w, const struct storage_entry *s,
         r = err_set(e, ERR_NOMEM, "out of memory copying '%s'", s->key);
         goto out;
     }
-    for (;;) {
-        size_t got = 0;
-        if ((r = check_stop(run, e)) != 0)
-            goto out;
-        r = storage_read(rd, w->buf, run->o.block_size, &got, e);
-        if (r)
-            goto out;
-        if (got == 0)
-            break;
-        total += got;
-        if (total > s->size) {
-            r = size_changed(e, s->key, s->size, total, true);
-            goto out;
-        }
-        if ((r = filter_write(chain, w->buf, got, e)) != 0)
-            goto out;
-    }
-    if (total != s->size) {
-        r = size_changed(e, s->key, s->size, total, false);
-        goto out;
-    }
-    if ((r = filter_finish(chain, e)) != 0)
+    if ((r = pump(w, rd, s->key, s->size, chain, e)) != 0)
         goto out;
     filter_hash_hex(chain, sha256, 65);
     r = storage_write_commit(wr, e); /* frees wr either way */

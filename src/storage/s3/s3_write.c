@@ -476,6 +476,28 @@ void s3_write_abort(void *state)
 
 /* server-side copy */
 
+/* Send a CopyObject or UploadPartCopy request and read its result; S3 may
+ * answer 200 and report the failure in the body. */
+static int copy_request(struct s3 *s3, const struct s3_req *req, const char *what,
+                        struct s3_xml_copy *c, struct err *e)
+{
+    struct s3_resp resp;
+    s3_resp_init(&resp);
+    int r = s3_request(s3, req, &resp, what, e);
+    if (!r) {
+        struct s3_xml_error xe;
+        int x = s3_xml_parse_copy(resp.body.data ? resp.body.data : "", resp.body.len, c, &xe, e);
+        if (x < 0)
+            r = err_wrap(e, "%s", what);
+        else if (x == S3_XML_ERROR_DOC)
+            r = err_set(e, ERR_NET, "%s: %s: %s", what, xe.code, xe.message);
+        else if (!c->etag[0])
+            r = err_set(e, ERR_PROTO, "%s: no ETag in the answer", what);
+    }
+    s3_resp_release(&resp);
+    return r;
+}
+
 static int copy_source_header(const struct s3 *src, const char *full_key, struct buf *out)
 {
     int r = buf_printf(out, "/%s/", src->bucket);
@@ -525,23 +547,14 @@ static int copy_multipart(struct s3 *dst, const char *dst_full, const char *dst_
         struct s3_kv q[] = {{"partNumber", num}, {"uploadId", w->upload_id}};
         struct s3_kv h[] = {{"x-amz-copy-source", src_hdr}, {"x-amz-copy-source-range", range}};
         struct s3_req req = {.method = "PUT", .key = w->key, .query = q, .nquery = 2, .headers = h, .nheaders = 2};
-        struct s3_resp resp;
-        s3_resp_init(&resp);
         char what[1200];
         snprintf(what, sizeof(what), "copying '%s' on the server: part %s", dst_key, num);
-        r = s3_request(dst, &req, &resp, what, e);
+        struct s3_xml_copy c;
+        r = copy_request(dst, &req, what, &c, e);
         if (!r) {
-            struct s3_xml_copy c;
-            struct s3_xml_error xe;
-            int x = s3_xml_parse_copy(resp.body.data ? resp.body.data : "", resp.body.len, &c, &xe, e);
-            if (x != 0 || !c.etag[0])
-                r = x < 0 ? err_wrap(e, "%s", what) : err_set(e, ERR_PROTO, "%s: no ETag in the answer", what);
-            else {
-                w->parts[i].part_number = (uint32_t)(i + 1);
-                snprintf(w->parts[i].etag, sizeof(w->parts[i].etag), "%s", c.etag);
-            }
+            w->parts[i].part_number = (uint32_t)(i + 1);
+            snprintf(w->parts[i].etag, sizeof(w->parts[i].etag), "%s", c.etag);
         }
-        s3_resp_release(&resp);
         w->nparts = i + 1;
     }
     if (!r)
@@ -581,21 +594,10 @@ int s3_copy_from(struct storage *dst_st, const char *dst_key, struct storage *sr
     }
     struct s3_kv h[] = {{"x-amz-copy-source", hdr.data}};
     struct s3_req req = {.method = "PUT", .key = dst_full, .headers = h, .nheaders = 1};
-    struct s3_resp resp;
-    s3_resp_init(&resp);
     char what[1200];
     snprintf(what, sizeof(what), "copying '%s' to '%s' on the server", src_key, dst_key);
-    r = s3_request(dst, &req, &resp, what, e);
-    if (!r) {
-        struct s3_xml_copy c;
-        struct s3_xml_error xe;
-        int x = s3_xml_parse_copy(resp.body.data ? resp.body.data : "", resp.body.len, &c, &xe, e);
-        if (x < 0)
-            r = err_wrap(e, "%s", what);
-        else if (x == S3_XML_ERROR_DOC)
-            r = err_set(e, ERR_NET, "%s: %s: %s", what, xe.code, xe.message);
-    }
-    s3_resp_release(&resp);
+    struct s3_xml_copy c;
+    r = copy_request(dst, &req, what, &c, e);
 out:
     buf_release(&hdr);
     free(dst_full);
