@@ -373,7 +373,7 @@ int s3_prepare(struct s3 *s3, CURL *h, const struct s3_req *req, struct curl_sli
     curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, s3->low_speed_time);
     curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(h, CURLOPT_BUFFERSIZE, 512L * 1024);
-    curl_easy_setopt(h, CURLOPT_UPLOAD_BUFFERSIZE, 1024L * 1024);
+    curl_easy_setopt(h, CURLOPT_UPLOAD_BUFFERSIZE, 256L * 1024);
     curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
     if (s3->ca_cert)
         curl_easy_setopt(h, CURLOPT_CAINFO, s3->ca_cert);

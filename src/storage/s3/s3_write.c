@@ -4,8 +4,9 @@
  * An upload buffers up to one part. If the writer is committed before the
  * first part fills, the object goes as one PUT. Otherwise a multipart
  * upload starts and each full part is sent by its own thread, at most
- * upload_concurrency at once; the writer blocks when that many are in
- * flight, so memory is bounded by concurrency x part size. Every part is
+ * upload_concurrency at once; the buffer being filled counts among them,
+ * so memory is bounded by concurrency x part size and the writer blocks
+ * while every buffer is in flight. Every part is
  * the same size but the last (R2 requires it), the part size grows so a
  * file of known size never needs more than 10,000 parts, and every body
  * carries a checksum the server verifies (x-amz-checksum-sha256, or
@@ -206,7 +207,7 @@ static char *take_buffer(struct s3_writer *w, struct err *e)
             b = w->free_bufs[--w->nfree];
             break;
         }
-        if (w->nbufs < w->s3->upload_concurrency + 1) {
+        if (w->nbufs < w->s3->upload_concurrency) {
             b = malloc(w->part_size);
             if (b)
                 w->nbufs++;
