@@ -210,6 +210,19 @@ static int sink_storage_write(void *ctx, const void *data, size_t len, struct er
     return storage_write(ctx, data, len, e);
 }
 
+/* The source file's bytes, readable again by the destination writer. */
+struct reread_ctx {
+    struct storage *src;
+    const char *key;
+};
+
+static int reread_open(void *ctx, uint64_t offset, uint64_t length, struct storage_reader **out,
+                       struct err *e)
+{
+    struct reread_ctx *rc = ctx;
+    return storage_read_open(rc->src, rc->key, offset, (int64_t)length, out, NULL, e);
+}
+
 /* Copy s to the destination through the filter chain; sha256 receives the
  * digest of what was written. */
 static int stream_copy(struct transfer_worker *w, const struct storage_entry *s, char sha256[65],
@@ -242,6 +255,12 @@ static int stream_copy(struct transfer_worker *w, const struct storage_entry *s,
         wo.mtime_ns = rent.mtime_ns;
     else
         wo.mtime_ns = s->mtime_ns;
+    /* a local source can be read again: the writer need not hold parts */
+    struct reread_ctx rc = {run->src, s->key};
+    struct storage_range_source reread = {reread_open, &rc};
+    unsigned need = STORAGE_FEATURE_CHEAP_REREAD | STORAGE_FEATURE_RANGE_READ;
+    if ((storage_features(run->src) & need) == need)
+        wo.reread = &reread;
 
     r = storage_write_open(run->dst, s->key, &wo, &wr, e);
     if (r)

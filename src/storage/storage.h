@@ -38,6 +38,7 @@ enum {
     STORAGE_FEATURE_MTIME = 1u << 2,       /* keeps the mtime given at write */
     STORAGE_FEATURE_SYMLINK = 1u << 3,     /* can report symlinks */
     STORAGE_FEATURE_LIST_MTIME = 1u << 4,  /* listing reports the true mtime (no stat needed) */
+    STORAGE_FEATURE_CHEAP_REREAD = 1u << 5, /* reading a range again costs no network (local) */
 };
 
 /* Hash bits: which hashes entries may carry without reading the data. */
@@ -68,11 +69,26 @@ struct storage_list;
 struct storage_reader;
 struct storage_writer;
 
+/* Where a writer may read again what it is being given: bytes
+ * [offset, offset + length) of the stream, as a reader. Called from any
+ * thread, any number of times (retries). */
+struct storage_range_source {
+    int (*open)(void *ctx, uint64_t offset, uint64_t length, struct storage_reader **out,
+                struct err *e);
+    void *ctx;
+};
+
 struct storage_write_opts {
     int64_t size_hint;    /* -1 when unknown; lets S3 pick single PUT vs multipart */
     int64_t mtime_ns;     /* STORAGE_MTIME_UNKNOWN: driver default */
     uint32_t mode;        /* 0: driver default */
     const char *content_type; /* NULL: application/octet-stream */
+    /* NULL, or the stream's bytes readable again (a local source file): a
+     * writer that must send data after it has seen all of it (S3 parts carry
+     * their checksum up front) then re-reads ranges instead of holding them
+     * in memory. The bytes re-read must equal those written; if the source
+     * changed meanwhile the server's checksum check fails the upload. */
+    const struct storage_range_source *reread;
 };
 
 /* Open `display` (for messages) is the remote as the user typed it. */

@@ -246,6 +246,34 @@ arca_run copy "s3://$B2/r" "$IT_TMP/reserved-back" --json
 assert_rc 0 "download of the server-side copies"
 assert_same_tree "$R" "$IT_TMP/reserved-back" "keys with reserved characters, copied on the server"
 
+# --- a source that changes while its parts are sent --------------------------------------------
+# A local file is not held in memory: its parts are checksummed as they
+# are read, and their bodies read again when sent. If the file changes in
+# between, the server sees other bytes than were checksummed: the file
+# fails, nothing is stored, and no parts are left behind.
+new_bucket B changing
+CH=$IT_TMP/changing
+make_file "$CH/f.bin" 15M
+fault_rule "{\"method\": \"PUT\", \"match\": \"/$B/$P/f.bin?\", \"action\": \"delay\", \"seconds\": 2, \"times\": 3}"
+arca_run_bg() { "$ARCA_BIN" "$@" > "$IT_TMP/bg.out" 2> "$IT_TMP/bg.err"; }
+arca_run_bg copy "$CH" "s3://$B/$P" --s3-part-size 5M --json &
+bg=$!
+sleep 1
+# same size, other bytes, while the three parts wait in the server
+head -c 15M /dev/urandom | dd of="$CH/f.bin" conv=notrunc status=none
+RC=0
+wait "$bg" || RC=$?
+IT_OUT=$IT_TMP/bg.out IT_ERR=$IT_TMP/bg.err
+assert_rc 3 "copy of a file that changed while its parts were sent"
+msg=$(jq -r 'select(.type == "file" and .action == "failed") | .error.message' "$IT_OUT")
+case "$msg" in
+*"other bytes than were checksummed"*) ;;
+*) fail "the failed event does not say the data changed: '$msg'" ;;
+esac
+assert_eq "$(fault_ctl GET "objects?bucket=$B" | jq length)" 0 "objects stored from a changing file"
+assert_eq "$(fault_ctl GET uploads | jq --arg b "$B" '[.[] | select(.bucket == $b)] | length')" 0 \
+    "multipart uploads left of a changing file"
+
 # --- every upload carried a checksum ----------------------------------------------------------------------
 total=0
 for b in "${BUCKETS[@]}"; do

@@ -1215,7 +1215,7 @@ static const struct storage_driver local_driver = {
     .version = STORAGE_DRIVER_VERSION,
     .name = "local",
     .features = STORAGE_FEATURE_RANGE_READ | STORAGE_FEATURE_MTIME | STORAGE_FEATURE_SYMLINK |
-                STORAGE_FEATURE_LIST_MTIME,
+                STORAGE_FEATURE_LIST_MTIME | STORAGE_FEATURE_CHEAP_REREAD,
     .hashes = 0,
     .list_open = local_list_open,
     .list_next = local_list_next,

@@ -387,7 +387,8 @@ int s3_prepare(struct s3 *s3, CURL *h, const struct s3_req *req, struct curl_sli
         curl_easy_setopt(h, CURLOPT_HTTPGET, 1L);
     } else if (!strcmp(req->method, "PUT")) {
         curl_easy_setopt(h, CURLOPT_UPLOAD, 1L);
-        curl_easy_setopt(h, CURLOPT_INFILESIZE_LARGE, (curl_off_t)(req->body ? req->body_len : 0));
+        curl_easy_setopt(h, CURLOPT_INFILESIZE_LARGE,
+                         (curl_off_t)(req->body || req->body_src ? req->body_len : 0));
     } else if (!strcmp(req->method, "POST")) {
         curl_easy_setopt(h, CURLOPT_POST, 1L);
         curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)(req->body ? req->body_len : 0));
@@ -469,6 +470,8 @@ struct xfer {
     size_t upload_pos;
     struct buf errbody;
     int body_error; /* consumer asked to stop */
+    struct storage_reader *src_rd; /* body_src's reader of this attempt */
+    struct err src_err;            /* why reading body_src failed */
 };
 
 static size_t header_cb(char *data, size_t size, size_t n, void *ctx)
@@ -507,6 +510,20 @@ static size_t read_cb(char *dst, size_t size, size_t n, void *ctx)
 {
     struct xfer *x = ctx;
     size_t room = size * n;
+    if (x->src_rd) {
+        size_t left = x->req->body_len - x->upload_pos, got = 0;
+        if (left < room)
+            room = left;
+        if (!room)
+            return 0;
+        if (storage_read(x->src_rd, dst, room, &got, &x->src_err) || !got) {
+            if (!x->src_err.code)
+                err_set(&x->src_err, ERR_IO, "the source ended %zu bytes early", left);
+            return CURL_READFUNC_ABORT;
+        }
+        x->upload_pos += got;
+        return got;
+    }
     size_t left = x->req->body_len - x->upload_pos;
     if (left < room)
         room = left;
@@ -572,6 +589,13 @@ int s3_error_from(struct s3 *s3, long status, const char *code, const char *mess
         return err_set(e, ERR_PERM,
                        "%s: access denied by '%s'%s%s%s; check that these credentials may use bucket '%s'",
                        what, ep, c ? " (" : "", c ? c : "", c ? ")" : "", s3->bucket);
+    if (c && (!strcmp(c, "BadDigest") || !strcmp(c, "XAmzContentSHA256Mismatch") ||
+              !strcmp(c, "InvalidDigest")))
+        return err_set(e, ERR_IO,
+                       "%s: the server received other bytes than were checksummed (%s): the source "
+                       "changed while it was uploaded, or the data was damaged in transit; nothing "
+                       "was stored, it will be copied next run",
+                       what, c);
     if (c && (!strcmp(c, "EntityTooLarge") || !strcmp(c, "QuotaExceeded")))
         return err_set(e, ERR_IO, "%s: destination refused the data (%s: %s)", what, c, message ? message : "");
     if (status >= 500 || (c && (!strcmp(c, "SlowDown") || !strcmp(c, "InternalError"))))
@@ -629,8 +653,26 @@ int s3_request(struct s3 *s3, const struct s3_req *req, struct s3_resp *resp, co
             curl_easy_setopt(h, CURLOPT_READFUNCTION, read_cb);
             curl_easy_setopt(h, CURLOPT_READDATA, &x);
         }
+        err_clear(&x.src_err);
+        if (req->body_src) {
+            r = req->body_src->open(req->body_src->ctx, req->body_offset, req->body_len, &x.src_rd,
+                                    e);
+            if (r) {
+                curl_slist_free_all(hl);
+                s3_handle_put(s3, h);
+                err_wrap(e, "%s: reading the source again", what);
+                goto out;
+            }
+        }
         CURLcode cr = curl_easy_perform(h);
         curl_slist_free_all(hl);
+        storage_read_close(x.src_rd);
+        x.src_rd = NULL;
+        if (x.src_err.code) { /* the source failed us: no point retrying */
+            s3_handle_put(s3, h);
+            r = err_set(e, x.src_err.code, "%s: reading the source again: %s", what, x.src_err.msg);
+            goto out;
+        }
         char url[512] = "";
         if (log_get_level() >= LOG_DEBUG) {
             char *u = NULL;

@@ -61,6 +61,10 @@ struct s3_req {
     size_t nheaders;
     const void *body;                /* PUT/POST body in memory, or NULL */
     size_t body_len;
+    /* or a PUT body read anew on every attempt: body_len bytes from
+     * body_offset of body_src (body is NULL then) */
+    const struct storage_range_source *body_src;
+    uint64_t body_offset;
     const char *payload_sha256;      /* hex of body; NULL: computed here */
     bool no_body_response;           /* HEAD */
     bool cleanup;                    /* runs even after cancel_request(): aborting

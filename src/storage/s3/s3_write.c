@@ -12,12 +12,19 @@
  * carries a checksum the server verifies (x-amz-checksum-sha256, or
  * Content-MD5). The object appears only when CompleteMultipartUpload
  * succeeds; any failure or cancel aborts the upload so no parts remain.
+ *
+ * When the caller can give the bytes again (opts->reread: a local file),
+ * nothing is buffered: each part is hashed as it streams past, and its
+ * body is read again from the source when it is sent (and on every retry).
+ * Memory then stays at a few curl buffers whatever the part size.
  */
 #include "storage/s3/s3_internal.h"
 #include "storage/s3/s3_xml.h"
 #include "core/cancel.h"
 #include "core/log.h"
 #include "io/filter.h"
+
+#include <openssl/evp.h>
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -51,13 +58,20 @@ struct s3_writer {
     struct err error;
     pthread_t *threads;
     size_t nthreads, threads_cap;
+
+    /* re-read mode (opts->reread): no buffers, a running part hash */
+    const struct storage_range_source *reread;
+    EVP_MD_CTX *part_hash;
+    uint64_t part_off, part_len;
 };
 
 struct s3_part_job {
     struct s3_writer *w;
     uint32_t number;
-    char *data;
+    char *data;      /* buffered mode: the part; NULL in re-read mode */
     size_t len;
+    uint64_t offset; /* re-read mode: where the part starts in the stream */
+    char b64[64];    /* re-read mode: its checksum, computed as it passed */
 };
 
 /* The checksum header the server verifies the body against. The payload
@@ -65,6 +79,12 @@ struct s3_part_job {
  * body is as well protected as with a signed payload hash, and the data is
  * hashed once instead of twice (and servers such as s3rver do not re-hash
  * a signed payload slowly). */
+static void checksum_header(const struct s3 *s3, const char *b64, struct s3_kv *h, size_t *nh)
+{
+    h[(*nh)++] = (struct s3_kv){s3->checksum == S3_CHECKSUM_MD5 ? "content-md5" : "x-amz-checksum-sha256",
+                                b64};
+}
+
 static void body_checksums(const struct s3 *s3, const void *data, size_t len, struct s3_kv *h,
                            size_t *nh, char *b64, size_t b64cap)
 {
@@ -72,13 +92,29 @@ static void body_checksums(const struct s3 *s3, const void *data, size_t len, st
         unsigned char md5[16];
         hash_md5_raw(data, len, md5);
         base64_encode(md5, 16, b64, b64cap);
-        h[(*nh)++] = (struct s3_kv){"content-md5", b64};
     } else {
         unsigned char sha[32];
         hash_sha256_raw(data, len, sha);
         base64_encode(sha, 32, b64, b64cap);
-        h[(*nh)++] = (struct s3_kv){"x-amz-checksum-sha256", b64};
     }
+    checksum_header(s3, b64, h, nh);
+}
+
+/* Re-read mode: start hashing a part / finish it into base64. */
+static int part_hash_start(struct s3_writer *w)
+{
+    return EVP_DigestInit_ex(w->part_hash, w->s3->checksum == S3_CHECKSUM_MD5 ? EVP_md5() : EVP_sha256(),
+                             NULL)
+               ? 0
+               : ERR_INTERNAL;
+}
+
+static void part_hash_b64(struct s3_writer *w, char *b64, size_t cap)
+{
+    unsigned char d[EVP_MAX_MD_SIZE];
+    unsigned int n = 0;
+    EVP_DigestFinal_ex(w->part_hash, d, &n);
+    base64_encode(d, n, b64, cap);
 }
 
 static size_t meta_headers(const struct s3_writer *w, struct s3_kv *h)
@@ -112,10 +148,18 @@ static void *part_thread(void *arg)
     struct s3_kv q[] = {{"partNumber", num}, {"uploadId", w->upload_id}};
     struct s3_kv h[2];
     size_t nh = 0;
-    body_checksums(s3, job->data, job->len, h, &nh, b64, sizeof(b64));
     struct s3_req req = {.method = "PUT", .key = w->key, .query = q, .nquery = 2, .headers = h,
-                         .nheaders = nh, .body = job->data, .body_len = job->len,
+                         .body = job->data, .body_len = job->len,
                          .payload_sha256 = S3_UNSIGNED_PAYLOAD};
+    if (job->data) {
+        body_checksums(s3, job->data, job->len, h, &nh, b64, sizeof(b64));
+    } else {
+        snprintf(b64, sizeof(b64), "%s", job->b64);
+        checksum_header(s3, b64, h, &nh);
+        req.body_src = w->reread;
+        req.body_offset = job->offset;
+    }
+    req.nheaders = nh;
     struct s3_resp resp;
     s3_resp_init(&resp);
     char what[1200];
@@ -136,7 +180,8 @@ static void *part_thread(void *arg)
     }
     s3_resp_release(&resp);
     pthread_mutex_lock(&w->lock);
-    w->free_bufs[w->nfree++] = job->data;
+    if (job->data)
+        w->free_bufs[w->nfree++] = job->data;
     w->inflight--;
     pthread_cond_broadcast(&w->cond);
     pthread_mutex_unlock(&w->lock);
@@ -227,7 +272,10 @@ static char *take_buffer(struct s3_writer *w, struct err *e)
     return b;
 }
 
-static int dispatch_part(struct s3_writer *w, struct err *e)
+/* Start the thread that sends the next part: data/len in buffered mode,
+ * or (data NULL) len bytes at offset of the stream with checksum b64. */
+static int dispatch_job(struct s3_writer *w, char *data, size_t len, uint64_t offset, const char *b64,
+                        struct err *e)
 {
     if (w->nparts >= S3_MAX_PARTS)
         return err_set(e, ERR_USAGE,
@@ -255,13 +303,10 @@ static int dispatch_part(struct s3_writer *w, struct err *e)
         return err_set(e, ERR_NOMEM, "out of memory");
     job->w = w;
     job->number = (uint32_t)++w->nparts;
-    if (w->cur_cap < w->part_size) { /* never: parts are only full buffers */
-        free(job);
-        w->nparts--;
-        return err_set(e, ERR_INTERNAL, "short part buffer");
-    }
-    job->data = w->cur;
-    job->len = w->cur_len;
+    job->data = data;
+    job->len = len;
+    job->offset = offset;
+    snprintf(job->b64, sizeof(job->b64), "%s", b64 ? b64 : "");
     pthread_mutex_lock(&w->lock);
     w->inflight++;
     pthread_mutex_unlock(&w->lock);
@@ -274,8 +319,51 @@ static int dispatch_part(struct s3_writer *w, struct err *e)
         return err_set(e, ERR_NOMEM, "cannot start an upload thread");
     }
     w->nthreads++;
-    w->cur = NULL;
-    w->cur_len = 0;
+    return 0;
+}
+
+/* Buffered mode: send the full buffer cur. */
+static int dispatch_part(struct s3_writer *w, struct err *e)
+{
+    if (w->cur_cap < w->part_size) /* never: parts are only full buffers */
+        return err_set(e, ERR_INTERNAL, "short part buffer");
+    int r = dispatch_job(w, w->cur, w->cur_len, 0, NULL, e);
+    if (!r) {
+        w->cur = NULL;
+        w->cur_len = 0;
+    }
+    return r;
+}
+
+/* Re-read mode: wait until fewer than upload_concurrency parts are in
+ * flight; the first error of a part stops the writer. */
+static int wait_slot(struct s3_writer *w, struct err *e)
+{
+    pthread_mutex_lock(&w->lock);
+    while (!w->first_error && w->inflight >= w->s3->upload_concurrency)
+        pthread_cond_wait(&w->cond, &w->lock);
+    int r = w->first_error;
+    if (r)
+        *e = w->error;
+    pthread_mutex_unlock(&w->lock);
+    return r;
+}
+
+/* Re-read mode: the current part is complete (or the stream ended): send
+ * it, and start hashing the next. */
+static int dispatch_reread_part(struct s3_writer *w, struct err *e)
+{
+    char b64[64];
+    part_hash_b64(w, b64, sizeof(b64));
+    int r = wait_slot(w, e);
+    if (!r)
+        r = dispatch_job(w, NULL, (size_t)w->part_len, w->part_off, b64, e);
+    if (r)
+        return r;
+    w->part_off += w->part_len;
+    w->part_len = 0;
+    if (part_hash_start(w))
+        return err_set(e, ERR_INTERNAL, "cannot start a hash");
     return 0;
 }
 
@@ -295,6 +383,7 @@ static void writer_free(struct s3_writer *w)
     free(w->cur);
     free(w->parts);
     free(w->threads);
+    EVP_MD_CTX_free(w->part_hash);
     free(w->key);
     free(w->rel_key);
     pthread_mutex_destroy(&w->lock);
@@ -332,6 +421,16 @@ int s3_write_open(struct storage *st, const char *key, const struct storage_writ
         if (need > w->part_size)
             w->part_size = need;
     }
+    if (opts->reread) {
+        w->reread = opts->reread;
+        w->part_hash = EVP_MD_CTX_new();
+        if (!w->part_hash || part_hash_start(w)) {
+            writer_free(w);
+            return err_set(e, ERR_NOMEM, "out of memory");
+        }
+        *state = w;
+        return 0;
+    }
     /* a small file needs no part-sized buffer; +1 so a file of exactly the
      * hinted size is known complete without growing */
     w->cur_cap = w->part_size;
@@ -347,10 +446,40 @@ int s3_write_open(struct storage *st, const char *key, const struct storage_writ
     return 0;
 }
 
+/* Re-read mode: hash what passes; a part is sent when its bytes are all seen. */
+static int reread_write(struct s3_writer *w, const char *p, size_t len, struct err *e)
+{
+    while (len) {
+        if (w->first_error) {
+            *e = w->error;
+            return w->first_error;
+        }
+        uint64_t room = w->part_size - w->part_len;
+        size_t n = len < room ? len : (size_t)room;
+        EVP_DigestUpdate(w->part_hash, p, n);
+        w->part_len += n;
+        w->total += n;
+        p += n;
+        len -= n;
+        if (w->part_len == w->part_size) {
+            int r = 0;
+            if (!w->upload_id[0])
+                r = create_upload(w, e);
+            if (!r)
+                r = dispatch_reread_part(w, e);
+            if (r)
+                return r;
+        }
+    }
+    return 0;
+}
+
 int s3_write(void *state, const void *data, size_t len, struct err *e)
 {
     struct s3_writer *w = state;
     const char *p = data;
+    if (w->reread)
+        return reread_write(w, p, len, e);
     while (len) {
         if (w->first_error) {
             *e = w->error;
@@ -396,10 +525,24 @@ static int put_single(struct s3_writer *w, struct err *e)
     char b64[64];
     struct s3_kv h[4];
     size_t nh = meta_headers(w, h);
-    body_checksums(s3, w->cur ? w->cur : "", w->cur_len, h, &nh, b64, sizeof(b64));
-    struct s3_req req = {.method = "PUT", .key = w->key, .headers = h, .nheaders = nh,
+    struct s3_req req = {.method = "PUT", .key = w->key, .headers = h,
                          .body = w->cur ? w->cur : "", .body_len = w->cur_len,
                          .payload_sha256 = S3_UNSIGNED_PAYLOAD};
+    if (w->reread) {
+        part_hash_b64(w, b64, sizeof(b64));
+        checksum_header(s3, b64, h, &nh);
+        req.body = NULL;
+        req.body_len = (size_t)w->total;
+        if (w->total) {
+            req.body_src = w->reread;
+            req.body_offset = 0;
+        } else {
+            req.body = "";
+        }
+    } else {
+        body_checksums(s3, w->cur ? w->cur : "", w->cur_len, h, &nh, b64, sizeof(b64));
+    }
+    req.nheaders = nh;
     struct s3_resp resp;
     s3_resp_init(&resp);
     char what[1200];
@@ -451,7 +594,9 @@ int s3_write_commit(void *state, struct err *e)
         writer_free(w);
         return r;
     }
-    if (w->cur_len)
+    if (w->reread && w->part_len)
+        r = dispatch_reread_part(w, e);
+    else if (!w->reread && w->cur_len)
         r = dispatch_part(w, e);
     join_parts(w);
     if (!r && w->first_error) {
