@@ -9,6 +9,8 @@
 #include "storage/local/local.h"
 #include "storage/storage.h"
 
+#include <limits.h>
+#include <stdbool.h>
 #include <sys/stat.h>
 
 #include <inttypes.h>
@@ -135,6 +137,97 @@ out:
     return r;
 }
 
+/* Canonical form of a local path that may not exist yet: the real path of
+ * its nearest existing ancestor, then the rest as written. Caller frees. */
+static char *canonical_path(const char *path)
+{
+    char *copy = strdup(path), *rest = NULL;
+    if (!copy)
+        return NULL;
+    for (;;) {
+        char *real = realpath(copy, NULL);
+        if (real) {
+            char *out = NULL;
+            if (asprintf(&out, "%s%s%s", real, rest ? "/" : "", rest ? rest : "") < 0)
+                out = NULL;
+            free(real);
+            free(copy);
+            free(rest);
+            return out;
+        }
+        char *slash = strrchr(copy, '/');
+        char *tail = NULL;
+        if (asprintf(&tail, "%s%s%s", slash ? slash + 1 : copy, rest ? "/" : "", rest ? rest : "") < 0) {
+            free(copy);
+            free(rest);
+            return NULL;
+        }
+        free(rest);
+        rest = tail;
+        if (!slash) {
+            memcpy(copy, ".", 2); /* copy held at least one character */
+        } else if (slash == copy) {
+            copy[1] = '\0';
+        } else {
+            *slash = '\0';
+        }
+    }
+}
+
+/* a and b name the same tree, or one lies inside the other ('/'-separated). */
+static bool paths_nest(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    while (la > 1 && a[la - 1] == '/')
+        la--;
+    while (lb > 1 && b[lb - 1] == '/')
+        lb--;
+    size_t n = la < lb ? la : lb;
+    if (memcmp(a, b, n) != 0)
+        return false;
+    if (la == lb || n == 0)
+        return true;
+    const char *longer = la > lb ? a : b;
+    return longer[n] == '/' || (n == 1 && longer[0] == '/');
+}
+
+/* copy and sync refuse a destination inside the source or around it: each
+ * run would copy its own output again (rclone refuses the same). */
+static int check_overlap(struct cli *c, struct storage *src, struct storage *dst, struct err *e)
+{
+    if (!strcmp(c->command, "check") || strcmp(storage_endpoint_id(src), storage_endpoint_id(dst)))
+        return 0;
+    struct remote_spec a, b;
+    if (remote_parse(c->args[0], &c->cfg, &a, e))
+        return 0; /* already opened fine: cannot fail here */
+    if (remote_parse(c->args[1], &c->cfg, &b, e)) {
+        remote_spec_release(&a);
+        return 0;
+    }
+    err_clear(e);
+    bool nest = false;
+    if (a.kind == REMOTE_LOCAL && b.kind == REMOTE_LOCAL) {
+        char *ca = canonical_path(a.path), *cb = canonical_path(b.path);
+        nest = ca && cb && paths_nest(ca, cb);
+        free(ca);
+        free(cb);
+    } else if (a.kind == REMOTE_S3 && b.kind == REMOTE_S3 && !strcmp(a.bucket, b.bucket)) {
+        /* prefixes as "/p/q" so the root "" nests with everything */
+        char pa[2048], pb[2048];
+        snprintf(pa, sizeof(pa), "/%s", a.path);
+        snprintf(pb, sizeof(pb), "/%s", b.path);
+        nest = paths_nest(pa, pb);
+    }
+    remote_spec_release(&a);
+    remote_spec_release(&b);
+    if (nest)
+        return err_set(e, ERR_USAGE,
+                       "'%s' and '%s' overlap (one is inside the other); choose a destination "
+                       "outside the source",
+                       c->args[0], c->args[1]);
+    return 0;
+}
+
 int cli_cmd_transfer(struct cli *c)
 {
     struct err e;
@@ -151,8 +244,11 @@ int cli_cmd_transfer(struct cli *c)
         return fail(c, &e);
     }
     r = remote_open(c->args[1], &c->cfg, &c->rflags, &dst, &e);
+    if (!r && !only_key)
+        r = check_overlap(c, src, dst, &e);
     if (r) {
         storage_close(src);
+        storage_close(dst);
         free(only_key);
         return fail(c, &e);
     }

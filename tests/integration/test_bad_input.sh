@@ -281,3 +281,21 @@ echo local > "$W/notaremote:dir/x/f"
     assert_rc 0 "copy from 'notaremote:dir' (no config file) to S3"
 )
 assert_eq "$(s3_keys "s3://$B/$P/colon" | tr '\n' ' ')" "x/f " "keys copied from a local 'name:path'"
+
+# --- overlapping source and destination ---------------------------------------------------
+OV=$IT_TMP/overlap
+mkdir -p "$OV/src/sub"
+echo x > "$OV/src/f"
+arca_run sync "$OV/src" "$OV/src/backup"
+assert_rc 2 "sync into a directory inside the source"
+assert_err_has "overlap"
+[ ! -e "$OV/src/backup" ] || fail "the overlapping sync created its destination"
+arca_run copy "$OV/src/sub" "$OV/src"
+assert_rc 2 "copy into a directory around the source"
+arca_run copy "$OV/src" "$OV/src2" --json
+assert_rc 0 "copy to a sibling whose name starts like the source"
+arca_run sync "s3://$B/$P/ov" "s3://$B/$P/ov/inner"
+assert_rc 2 "sync into a prefix inside the source prefix"
+assert_err_has "overlap"
+arca_run check "$OV/src" "$OV/src" --json
+assert_rc 0 "check of a tree against itself (read-only, allowed)"
