@@ -24,6 +24,7 @@ struct cli {
     bool dry_run;
     bool checksum;
     bool allow_empty_source;
+    bool report_sha256;
     int transfers;
     int64_t max_delete;
     uint64_t bwlimit;

@@ -274,6 +274,7 @@ int cli_cmd_transfer(struct cli *c)
     o.events = &em;
     o.progress_interval = (c->progress || c->json) ? 1.0 : 0;
     o.only_key = only_key;
+    o.report_sha256 = c->report_sha256;
     struct transfer_result res;
     memset(&res, 0, sizeof(res));
     if (!strcmp(c->command, "copy"))

@@ -62,6 +62,7 @@ static const char usage_transfer[] =
     "  --checksum               compare content hashes instead of size + mtime\n"
     "  --progress               show a live progress line (on a terminal)\n"
     "  --create-bucket          create the destination bucket if it does not exist\n"
+    "  --sha256                 put each transferred file's SHA-256 in its event\n"
     "  --max-delete N           sync: refuse to delete more than N files\n"
     "  --allow-empty-source     sync: allow deleting everything when SRC lists no files\n";
 
@@ -81,7 +82,7 @@ enum {
     OPT_CONFIG = 1000, OPT_JSON, OPT_ENDPOINT, OPT_REGION, OPT_ACCESS_KEY_ID, OPT_SECRET_FILE,
     OPT_CA_CERT, OPT_PATH_STYLE, OPT_VIRTUAL_HOST, OPT_PART_SIZE, OPT_UPLOAD_CONC, OPT_RETRY_TIMEOUT,
     OPT_TRANSFERS, OPT_BWLIMIT, OPT_DRY_RUN, OPT_CHECKSUM, OPT_PROGRESS, OPT_CREATE_BUCKET,
-    OPT_MAX_DELETE, OPT_ALLOW_EMPTY, OPT_HELP, OPT_SECRET_IN_FLAG,
+    OPT_MAX_DELETE, OPT_ALLOW_EMPTY, OPT_HELP, OPT_SECRET_IN_FLAG, OPT_SHA256,
 };
 
 static const struct option long_opts[] = {
@@ -107,6 +108,7 @@ static const struct option long_opts[] = {
     {"create-bucket", no_argument, NULL, OPT_CREATE_BUCKET},
     {"max-delete", required_argument, NULL, OPT_MAX_DELETE},
     {"allow-empty-source", no_argument, NULL, OPT_ALLOW_EMPTY},
+    {"sha256", no_argument, NULL, OPT_SHA256},
     {"help", no_argument, NULL, OPT_HELP},
     {"secret-access-key", required_argument, NULL, OPT_SECRET_IN_FLAG},
     {"secret", required_argument, NULL, OPT_SECRET_IN_FLAG},
@@ -225,6 +227,7 @@ int main(int argc, char **argv)
             c.max_delete = v;
             break;
         case OPT_ALLOW_EMPTY: c.allow_empty_source = true; break;
+        case OPT_SHA256: c.report_sha256 = true; break;
         case OPT_SECRET_IN_FLAG:
             fprintf(stderr, "arca: secrets are never taken from the command line (other users can "
                             "read it); use --secret-file FILE, the config file or AWS_SECRET_ACCESS_KEY\n");

@@ -99,6 +99,8 @@ struct transfer_opts {
     size_t block_size;                  /* read size; 0: 1 MiB */
     const char *only_key;               /* NULL, or the one key both sides are
                                            restricted to (a single-file copy) */
+    bool report_sha256;                 /* put the SHA-256 of every transferred
+                                           file in its event (costs a hash pass) */
 };
 
 /* Defaults: transfers 4, max_delete -1, block_size 1 MiB, the rest 0/NULL. */

@@ -267,7 +267,8 @@ static int stream_copy(struct transfer_worker *w, const struct storage_entry *s,
         goto out;
     struct filter *parts[5];
     size_t np = 0;
-    parts[np++] = filter_hash_new(HASH_SHA256);
+    if (run->o.report_sha256)
+        parts[np++] = filter_hash_new(HASH_SHA256);
     parts[np++] = filter_counter_new(&run->bytes_done);
     parts[np++] = filter_counter_new(&w->bytes);
     if (run->o.ratelimit)
@@ -280,7 +281,8 @@ static int stream_copy(struct transfer_worker *w, const struct storage_entry *s,
     }
     if ((r = pump(w, rd, s->key, s->size, chain, e)) != 0)
         goto out;
-    filter_hash_hex(chain, sha256, 65);
+    if (run->o.report_sha256)
+        filter_hash_hex(chain, sha256, 65);
     r = storage_write_commit(wr, e); /* frees wr either way */
     wr = NULL;
 out:

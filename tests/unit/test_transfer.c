@@ -808,6 +808,7 @@ static void test_copy_new_tree_then_unchanged(void **state)
     tdir_make(&dst, "dst:");
     make_tree(&src);
     c.o.block_size = 64 * 1024;
+    c.o.report_sha256 = true;
 
     assert_int_equal(transfer_copy(src.st, dst.st, &c.o, &c.res, &c.e), 0);
     assert_int_equal(c.res.status, EVENT_STATUS_SUCCEEDED);
