@@ -19,6 +19,7 @@
 #include "storage/s3/s3_xml.h"
 #include "core/cancel.h"
 #include "core/log.h"
+#include "io/hash_async.h"
 
 #include <openssl/evp.h>
 
@@ -28,6 +29,9 @@
 #include <string.h>
 
 #define S3_READ_WINDOW (1024 * 1024)
+/* verification hashing runs on its own thread over blocks of this size */
+#define S3_VERIFY_BLOCK (1024 * 1024)
+#define S3_VERIFY_BLOCKS 4
 
 void s3_entry_from_resp(struct storage_entry *ent, const struct s3_resp *resp);
 
@@ -50,7 +54,7 @@ struct s3_reader {
     int attempts;
     double started;
     char curl_detail[CURL_ERROR_SIZE];
-    EVP_MD_CTX *verify;       /* NULL when the read is not verified */
+    struct async_hash *verify; /* NULL when the read is not verified */
     unsigned char expect[32]; /* expected digest */
     unsigned expect_len;
     const char *verify_what;  /* "sha256 checksum" or "md5 etag" */
@@ -253,11 +257,7 @@ static void rd_setup_verify(struct s3_reader *rd)
             memcpy(rd->expect, raw, 32);
             rd->expect_len = 32;
             rd->verify_what = "sha256 checksum";
-            rd->verify = EVP_MD_CTX_new();
-            if (rd->verify && !EVP_DigestInit_ex(rd->verify, EVP_sha256(), NULL)) {
-                EVP_MD_CTX_free(rd->verify);
-                rd->verify = NULL;
-            }
+            rd->verify = async_hash_new(HASH_SHA256, S3_VERIFY_BLOCK, S3_VERIFY_BLOCKS);
             return;
         }
     }
@@ -271,11 +271,7 @@ static void rd_setup_verify(struct s3_reader *rd)
         }
         rd->expect_len = 16;
         rd->verify_what = "md5 etag";
-        rd->verify = EVP_MD_CTX_new();
-        if (rd->verify && !EVP_DigestInit_ex(rd->verify, EVP_md5(), NULL)) {
-            EVP_MD_CTX_free(rd->verify);
-            rd->verify = NULL;
-        }
+        rd->verify = async_hash_new(HASH_MD5, S3_VERIFY_BLOCK, S3_VERIFY_BLOCKS);
     }
 }
 
@@ -284,9 +280,7 @@ static int rd_verify_end(struct s3_reader *rd, struct err *e)
     if (!rd->verify)
         return 0;
     unsigned char got[EVP_MAX_MD_SIZE];
-    unsigned int n = 0;
-    EVP_DigestFinal_ex(rd->verify, got, &n);
-    EVP_MD_CTX_free(rd->verify);
+    size_t n = async_hash_final(rd->verify, got, sizeof(got));
     rd->verify = NULL;
     if (n == rd->expect_len && !memcmp(got, rd->expect, n))
         return 0;
@@ -349,8 +343,8 @@ int s3_read(void *state, void *out, size_t cap, size_t *got, struct err *e)
             rd->win_len -= n;
             if (!rd->win_len)
                 rd->win_start = 0;
-            if (rd->verify)
-                EVP_DigestUpdate(rd->verify, out, n);
+            if (rd->verify && async_hash_update(rd->verify, out, n))
+                return err_set(e, ERR_INTERNAL, "reading '%s': hashing failed", rd->rel_key);
             rd->next += n;
             *got = n;
             return 0;
@@ -393,7 +387,7 @@ void s3_read_close(void *state)
     }
     s3_resp_release(&rd->resp);
     buf_release(&rd->errbody);
-    EVP_MD_CTX_free(rd->verify);
+    async_hash_free(rd->verify);
     free(rd->win);
     free(rd->key);
     free(rd->rel_key);
