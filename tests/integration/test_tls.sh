@@ -88,3 +88,27 @@ chmod 0600 "$IT_TMP/arca.conf"
     assert_rc 0 "ls through a named remote with ca_cert"
     assert_eq "$(jq -r 'select(.type == "entry") | .path' "$IT_OUT" | tr '\n' ' ')" "d/blob hello.txt " "keys over TLS"
 )
+
+# --- S3 -> S3 between two endpoints: streamed through arca, no staging ----------------
+it_need_env ARCA_TEST_S3_ENDPOINT
+it_s3_forget "$B" "$P"
+cat >> "$IT_TMP/arca.conf" << EOF
+[plain]
+type = s3
+endpoint = $ARCA_TEST_S3_ENDPOINT
+access_key_id = $ARCA_TEST_S3_ACCESS_KEY
+secret_access_key = $ARCA_TEST_S3_SECRET_KEY
+EOF
+(
+    unset AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_ENDPOINT_URL
+    # TMPDIR points nowhere writable: a copy that staged on disk would fail
+    export TMPDIR=/nonexistent
+    n=$(find "$SRC" -type f | wc -l)
+    arca_run copy "tls:$B/$P" "plain:$B/$P/from-tls" --config "$IT_TMP/arca.conf" --json --s3-part-size 5M
+    assert_rc 0 "copy from the TLS endpoint to the plain one"
+    assert_summary files_transferred "$n"
+    streamed=$(jq -r 'select(.type == "file" and .action == "copied" and (.server_side // false) == false) | .path' "$IT_OUT" | wc -l)
+    assert_eq "$streamed" "$n" "files streamed (not server-side) between endpoints"
+    arca_run check "$SRC" "plain:$B/$P/from-tls" --config "$IT_TMP/arca.conf" --json
+    assert_rc 0 "check of what crossed endpoints"
+)
