@@ -30,7 +30,7 @@ build_packages=(
 )
 packages=(
     "${build_packages[@]}"
-    libcmocka-dev
+    libcmocka-dev clang-format git
     # test servers and their tools
     python3 python3-botocore curl openssl ca-certificates jq procps time xxd
     # independent tools the integration tests check arca's output with

@@ -23,8 +23,10 @@
 static int fail(struct cli *c, const struct err *e)
 {
     if (c->json) {
-        struct event_summary s = {.command = c->command, .status = EVENT_STATUS_FAILED,
-                                  .error_code = e->code, .error = e->msg};
+        struct event_summary s = {.command = c->command,
+                                  .status = EVENT_STATUS_FAILED,
+                                  .error_code = e->code,
+                                  .error = e->msg};
         struct event_emitter em = {event_sink_stdout, NULL};
         event_emit_summary(&em, &s);
     }
@@ -72,7 +74,9 @@ int cli_cmd_ls(struct cli *c)
                                   (json_int_t)ent.size, "kind",
                                   ent.type == STORAGE_TYPE_SYMLINK ? "symlink" : "file");
             if (o) {
-                json_object_set_new(o, "mtime", ent.mtime_ns == STORAGE_MTIME_UNKNOWN ? json_null() : json_string(when));
+                json_object_set_new(o, "mtime",
+                                    ent.mtime_ns == STORAGE_MTIME_UNKNOWN ? json_null()
+                                                                          : json_string(when));
                 if (ent.md5[0])
                     json_object_set_new(o, "md5", json_string(ent.md5));
                 char *s = json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII);
@@ -113,7 +117,8 @@ static int open_single_file(struct cli *c, const char *spec, struct storage **ou
         return 0;
     }
     if (!strcmp(c->command, "sync")) {
-        r = err_set(e, ERR_USAGE, "sync needs a directory as source, not the file '%s'; use copy for one file",
+        r = err_set(e, ERR_USAGE,
+                    "sync needs a directory as source, not the file '%s'; use copy for one file",
                     spec);
         goto out;
     }
@@ -157,7 +162,8 @@ static char *canonical_path(const char *path)
         }
         char *slash = strrchr(copy, '/');
         char *tail = NULL;
-        if (asprintf(&tail, "%s%s%s", slash ? slash + 1 : copy, rest ? "/" : "", rest ? rest : "") < 0) {
+        if (asprintf(&tail, "%s%s%s", slash ? slash + 1 : copy, rest ? "/" : "", rest ? rest : "") <
+            0) {
             free(copy);
             free(rest);
             return NULL;
@@ -291,10 +297,15 @@ int cli_cmd_transfer(struct cli *c)
     if (r) /* the summary event already carried the message */
         return err_exit_status(r);
     switch (res.status) {
-    case EVENT_STATUS_SUCCEEDED: return EXIT_OK;
-    case EVENT_STATUS_DIFFERENCES: return EXIT_DIFFERENCES;
-    case EVENT_STATUS_PARTIAL: return EXIT_PARTIAL;
-    case EVENT_STATUS_CANCELLED: return err_exit_status(ERR_CANCELLED);
-    default: return err_exit_status(ERR_INTERNAL);
+    case EVENT_STATUS_SUCCEEDED:
+        return EXIT_OK;
+    case EVENT_STATUS_DIFFERENCES:
+        return EXIT_DIFFERENCES;
+    case EVENT_STATUS_PARTIAL:
+        return EXIT_PARTIAL;
+    case EVENT_STATUS_CANCELLED:
+        return err_exit_status(ERR_CANCELLED);
+    default:
+        return err_exit_status(ERR_INTERNAL);
     }
 }

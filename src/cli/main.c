@@ -72,17 +72,49 @@ static const struct {
     int nargs;
     bool transfer;
 } commands[] = {
-    {"ls", "usage: arca ls REMOTE [OPTIONS]\n\nList every file under REMOTE, recursively, in byte order of the path.\n", 1, false},
-    {"copy", "usage: arca copy SRC DST [OPTIONS]\n\nCopy files from SRC to DST. Files already identical at DST (same size and\nmtime, or same hash) are not transferred again. Nothing is deleted.\n", 2, true},
-    {"sync", "usage: arca sync SRC DST [OPTIONS]\n\nMake DST identical to SRC: copy new and changed files, then delete files\nthat DST has and SRC lacks. Deletions happen only after every transfer\nsucceeded and both listings completed.\n", 2, true},
-    {"check", "usage: arca check SRC DST [OPTIONS]\n\nCompare SRC and DST by size and content hash (never by mtime). Prints each\ndifference; exits 1 when there is any.\n", 2, true},
+    {"ls",
+     "usage: arca ls REMOTE [OPTIONS]\n\nList every file under REMOTE, recursively, in byte order "
+     "of the path.\n",
+     1, false},
+    {"copy",
+     "usage: arca copy SRC DST [OPTIONS]\n\nCopy files from SRC to DST. Files already identical at "
+     "DST (same size and\nmtime, or same hash) are not transferred again. Nothing is deleted.\n",
+     2, true},
+    {"sync",
+     "usage: arca sync SRC DST [OPTIONS]\n\nMake DST identical to SRC: copy new and changed files, "
+     "then delete files\nthat DST has and SRC lacks. Deletions happen only after every "
+     "transfer\nsucceeded and both listings completed.\n",
+     2, true},
+    {"check",
+     "usage: arca check SRC DST [OPTIONS]\n\nCompare SRC and DST by size and content hash (never "
+     "by mtime). Prints each\ndifference; exits 1 when there is any.\n",
+     2, true},
 };
 
 enum {
-    OPT_CONFIG = 1000, OPT_JSON, OPT_ENDPOINT, OPT_REGION, OPT_ACCESS_KEY_ID, OPT_SECRET_FILE,
-    OPT_CA_CERT, OPT_PATH_STYLE, OPT_VIRTUAL_HOST, OPT_PART_SIZE, OPT_UPLOAD_CONC, OPT_RETRY_TIMEOUT,
-    OPT_TRANSFERS, OPT_BWLIMIT, OPT_DRY_RUN, OPT_CHECKSUM, OPT_PROGRESS, OPT_CREATE_BUCKET,
-    OPT_MAX_DELETE, OPT_ALLOW_EMPTY, OPT_HELP, OPT_SECRET_IN_FLAG, OPT_SHA256,
+    OPT_CONFIG = 1000,
+    OPT_JSON,
+    OPT_ENDPOINT,
+    OPT_REGION,
+    OPT_ACCESS_KEY_ID,
+    OPT_SECRET_FILE,
+    OPT_CA_CERT,
+    OPT_PATH_STYLE,
+    OPT_VIRTUAL_HOST,
+    OPT_PART_SIZE,
+    OPT_UPLOAD_CONC,
+    OPT_RETRY_TIMEOUT,
+    OPT_TRANSFERS,
+    OPT_BWLIMIT,
+    OPT_DRY_RUN,
+    OPT_CHECKSUM,
+    OPT_PROGRESS,
+    OPT_CREATE_BUCKET,
+    OPT_MAX_DELETE,
+    OPT_ALLOW_EMPTY,
+    OPT_HELP,
+    OPT_SECRET_IN_FLAG,
+    OPT_SHA256,
 };
 
 static const struct option long_opts[] = {
@@ -132,7 +164,8 @@ static int parse_int(const char *s, const char *what, long min, long max, long *
     char *end;
     long v = strtol(s, &end, 10);
     if (!*s || *end || v < min || v > max) {
-        fprintf(stderr, "arca: %s '%s' must be a whole number from %ld to %ld\n", what, s, min, max);
+        fprintf(stderr, "arca: %s '%s' must be a whole number from %ld to %ld\n", what, s, min,
+                max);
         return -1;
     }
     *out = v;
@@ -158,8 +191,7 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
         if (!strcmp(cmd, commands[i].name))
             ci = (int)i;
-    if (ci < 0)
-    {
+    if (ci < 0) {
         fprintf(stderr, "arca: unknown command '%s'; run 'arca --help' for the list\n", cmd);
         return EXIT_USAGE;
     }
@@ -183,17 +215,40 @@ int main(int argc, char **argv)
                 fputs(usage_transfer, stdout);
             fputs(usage_common, stdout);
             return EXIT_OK;
-        case OPT_CONFIG: c.config_path = optarg; c.config_given = true; break;
-        case OPT_JSON: c.json = true; break;
-        case 'v': c.verbose = c.verbose < 0 ? 1 : c.verbose + 1; break;
-        case 'q': c.verbose = -1; break;
-        case OPT_ENDPOINT: c.rflags.endpoint = optarg; break;
-        case OPT_REGION: c.rflags.region = optarg; break;
-        case OPT_ACCESS_KEY_ID: c.rflags.access_key_id = optarg; break;
-        case OPT_SECRET_FILE: c.rflags.secret_file = optarg; break;
-        case OPT_CA_CERT: c.rflags.ca_cert = optarg; break;
-        case OPT_PATH_STYLE: c.rflags.path_style = 1; break;
-        case OPT_VIRTUAL_HOST: c.rflags.path_style = 0; break;
+        case OPT_CONFIG:
+            c.config_path = optarg;
+            c.config_given = true;
+            break;
+        case OPT_JSON:
+            c.json = true;
+            break;
+        case 'v':
+            c.verbose = c.verbose < 0 ? 1 : c.verbose + 1;
+            break;
+        case 'q':
+            c.verbose = -1;
+            break;
+        case OPT_ENDPOINT:
+            c.rflags.endpoint = optarg;
+            break;
+        case OPT_REGION:
+            c.rflags.region = optarg;
+            break;
+        case OPT_ACCESS_KEY_ID:
+            c.rflags.access_key_id = optarg;
+            break;
+        case OPT_SECRET_FILE:
+            c.rflags.secret_file = optarg;
+            break;
+        case OPT_CA_CERT:
+            c.rflags.ca_cert = optarg;
+            break;
+        case OPT_PATH_STYLE:
+            c.rflags.path_style = 1;
+            break;
+        case OPT_VIRTUAL_HOST:
+            c.rflags.path_style = 0;
+            break;
         case OPT_PART_SIZE:
             if (units_parse_size(optarg, "--s3-part-size", &c.rflags.part_size, &e))
                 return usage_error(e.msg);
@@ -217,20 +272,33 @@ int main(int argc, char **argv)
             if (units_parse_rate(optarg, "--bwlimit", &c.bwlimit, &e))
                 return usage_error(e.msg);
             break;
-        case OPT_DRY_RUN: c.dry_run = true; break;
-        case OPT_CHECKSUM: c.checksum = true; break;
-        case OPT_PROGRESS: c.progress = true; break;
-        case OPT_CREATE_BUCKET: c.rflags.create_bucket = true; break;
+        case OPT_DRY_RUN:
+            c.dry_run = true;
+            break;
+        case OPT_CHECKSUM:
+            c.checksum = true;
+            break;
+        case OPT_PROGRESS:
+            c.progress = true;
+            break;
+        case OPT_CREATE_BUCKET:
+            c.rflags.create_bucket = true;
+            break;
         case OPT_MAX_DELETE:
             if (parse_int(optarg, "--max-delete", 0, 1L << 40, &v))
                 return EXIT_USAGE;
             c.max_delete = v;
             break;
-        case OPT_ALLOW_EMPTY: c.allow_empty_source = true; break;
-        case OPT_SHA256: c.report_sha256 = true; break;
+        case OPT_ALLOW_EMPTY:
+            c.allow_empty_source = true;
+            break;
+        case OPT_SHA256:
+            c.report_sha256 = true;
+            break;
         case OPT_SECRET_IN_FLAG:
-            fprintf(stderr, "arca: secrets are never taken from the command line (other users can "
-                            "read it); use --secret-file FILE, the config file or AWS_SECRET_ACCESS_KEY\n");
+            fprintf(stderr,
+                    "arca: secrets are never taken from the command line (other users can "
+                    "read it); use --secret-file FILE, the config file or AWS_SECRET_ACCESS_KEY\n");
             return EXIT_USAGE;
         default:
             fprintf(stderr, "arca: run 'arca %s --help' for the options\n", cmd);
@@ -246,7 +314,10 @@ int main(int argc, char **argv)
     for (int i = 0; i < c.nargs; i++)
         c.args[i] = argv[optind + i];
 
-    log_setup(c.verbose >= 2 ? LOG_DEBUG : c.verbose == 1 ? LOG_INFO : c.verbose < 0 ? LOG_ERROR : LOG_WARN,
+    log_setup(c.verbose >= 2   ? LOG_DEBUG
+              : c.verbose == 1 ? LOG_INFO
+              : c.verbose < 0  ? LOG_ERROR
+                               : LOG_WARN,
               c.json ? LOG_FORMAT_JSON : LOG_FORMAT_AUTO);
 
     struct sigaction sa;

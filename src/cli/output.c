@@ -34,7 +34,8 @@ static void render_progress(json_t *o)
     char done[32], total[32], rate[32];
     json_t *bt = json_object_get(o, "bytes_total"), *ft = json_object_get(o, "files_total");
     json_t *eta = json_object_get(o, "eta_seconds");
-    units_format_size((uint64_t)json_integer_value(json_object_get(o, "bytes_done")), done, sizeof(done));
+    units_format_size((uint64_t)json_integer_value(json_object_get(o, "bytes_done")), done,
+                      sizeof(done));
     if (json_is_integer(bt))
         units_format_size((uint64_t)json_integer_value(bt), total, sizeof(total));
     else
@@ -47,13 +48,14 @@ static void render_progress(json_t *o)
     }
     char files[64];
     if (json_is_integer(ft))
-        snprintf(files, sizeof(files), "%lld/%lld", json_integer_value(json_object_get(o, "files_done")),
-                 json_integer_value(ft));
+        snprintf(files, sizeof(files), "%lld/%lld",
+                 json_integer_value(json_object_get(o, "files_done")), json_integer_value(ft));
     else
-        snprintf(files, sizeof(files), "%lld/?", json_integer_value(json_object_get(o, "files_done")));
+        snprintf(files, sizeof(files), "%lld/?",
+                 json_integer_value(json_object_get(o, "files_done")));
     const char *phase = json_string_value(json_object_get(o, "phase"));
-    fprintf(stderr, "\r\033[K%s: %s / %s, %s/s, ETA %s, files %s", phase ? phase : "", done, total, rate,
-            etas, files);
+    fprintf(stderr, "\r\033[K%s: %s / %s, %s/s, ETA %s, files %s", phase ? phase : "", done, total,
+            rate, etas, files);
     out_line_open = true;
     if (phase && !strcmp(phase, "done")) {
         fputc('\n', stderr);
@@ -84,11 +86,13 @@ static void render_file(json_t *o)
         if (out_cli->verbose >= 0) {
             clear_progress();
             json_t *why = json_object_get(o, "reason");
-            log_warn("skipped '%s': %s", path, json_is_string(why) ? json_string_value(why) : "not a regular file");
+            log_warn("skipped '%s': %s", path,
+                     json_is_string(why) ? json_string_value(why) : "not a regular file");
         }
         return;
     }
-    bool change = !strcmp(action, "copied") || !strcmp(action, "updated") || !strcmp(action, "deleted");
+    bool change =
+        !strcmp(action, "copied") || !strcmp(action, "updated") || !strcmp(action, "deleted");
     if ((change && (out_cli->verbose >= 1 || dry)) || out_cli->verbose >= 2) {
         clear_progress();
         printf("%s%s: %s\n", dry ? "would be " : "", action, path);
@@ -111,11 +115,13 @@ static void render_summary(json_t *o)
 #define N(k) json_integer_value(json_object_get(o, k))
     bool dry = json_is_true(json_object_get(o, "dry_run"));
     if (cmd && !strcmp(cmd, "check"))
-        fprintf(stderr, "%s: %lld files checked, %lld differences, %lld failed in %.1f s\n",
-                status, N("files_checked"), N("differences"), N("files_failed"),
+        fprintf(stderr, "%s: %lld files checked, %lld differences, %lld failed in %.1f s\n", status,
+                N("files_checked"), N("differences"), N("files_failed"),
                 json_number_value(json_object_get(o, "elapsed")));
     else
-        fprintf(stderr, "%s%s: %lld files transferred (%s), %lld unchanged, %lld deleted, %lld skipped, %lld failed in %.1f s\n",
+        fprintf(stderr,
+                "%s%s: %lld files transferred (%s), %lld unchanged, %lld deleted, %lld skipped, "
+                "%lld failed in %.1f s\n",
                 dry ? "dry run, " : "", status, N("files_transferred"), bytes, N("files_unchanged"),
                 N("files_deleted"), N("files_skipped"), N("files_failed"),
                 json_number_value(json_object_get(o, "elapsed")));

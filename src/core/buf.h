@@ -18,7 +18,10 @@ struct buf {
     size_t max; /* 0 means SIZE_MAX */
 };
 
-#define BUF_INIT(maxsize) {NULL, 0, 0, (maxsize)}
+#define BUF_INIT(maxsize)                                                                          \
+    {                                                                                              \
+        NULL, 0, 0, (maxsize)                                                                      \
+    }
 
 void buf_init(struct buf *b, size_t max);
 /* Append n bytes; ERR_NOMEM when the maximum would be exceeded (b unchanged). */
@@ -28,7 +31,7 @@ int buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf
 int buf_vprintf(struct buf *b, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 /* Make room for n more bytes without changing len. */
 int buf_reserve(struct buf *b, size_t n);
-void buf_reset(struct buf *b); /* len = 0, keeps memory */
+void buf_reset(struct buf *b);   /* len = 0, keeps memory */
 void buf_release(struct buf *b); /* frees memory, keeps max */
 /* Hand the data to the caller (who frees it); b becomes empty. Never NULL
  * unless allocation fails. */

@@ -40,7 +40,8 @@ void config_default_path(char *out, size_t cap)
 
 /* Open a file holding secrets: it must be a regular file that group and
  * others cannot read or write. */
-static int open_private(const char *path, const char *what, bool required, FILE **out, struct err *e)
+static int open_private(const char *path, const char *what, bool required, FILE **out,
+                        struct err *e)
 {
     *out = NULL;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -101,7 +102,8 @@ int config_load(struct config *cfg, const char *path, bool required, struct err 
         lineno++;
         size_t len = strlen(line);
         if (len == sizeof(line) - 1 && line[len - 1] != '\n') {
-            r = err_set(e, ERR_CONFIG, "config file '%s' line %d is longer than 4 KiB", path, lineno);
+            r = err_set(e, ERR_CONFIG, "config file '%s' line %d is longer than 4 KiB", path,
+                        lineno);
             goto out;
         }
         char *s = trim(line);
@@ -110,13 +112,16 @@ int config_load(struct config *cfg, const char *path, bool required, struct err 
         if (*s == '[') {
             char *end = strchr(s, ']');
             if (!end || end[1]) {
-                r = err_set(e, ERR_CONFIG, "config file '%s' line %d: a section header looks like [name]", path, lineno);
+                r = err_set(e, ERR_CONFIG,
+                            "config file '%s' line %d: a section header looks like [name]", path,
+                            lineno);
                 goto out;
             }
             *end = '\0';
             char *name = trim(s + 1);
             if (!*name) {
-                r = err_set(e, ERR_CONFIG, "config file '%s' line %d: empty section name", path, lineno);
+                r = err_set(e, ERR_CONFIG, "config file '%s' line %d: empty section name", path,
+                            lineno);
                 goto out;
             }
             free(section);
@@ -129,11 +134,14 @@ int config_load(struct config *cfg, const char *path, bool required, struct err 
         }
         char *eq = strchr(s, '=');
         if (!eq) {
-            r = err_set(e, ERR_CONFIG, "config file '%s' line %d: expected 'key = value'", path, lineno);
+            r = err_set(e, ERR_CONFIG, "config file '%s' line %d: expected 'key = value'", path,
+                        lineno);
             goto out;
         }
         if (!section) {
-            r = err_set(e, ERR_CONFIG, "config file '%s' line %d: 'key = value' before any [section]", path, lineno);
+            r = err_set(e, ERR_CONFIG,
+                        "config file '%s' line %d: 'key = value' before any [section]", path,
+                        lineno);
             goto out;
         }
         *eq = '\0';

@@ -55,41 +55,71 @@ int err_wrap(struct err *e, const char *fmt, ...)
 const char *err_code_name(int code)
 {
     switch (code) {
-    case ERR_OK: return "ok";
-    case ERR_USAGE: return "usage";
-    case ERR_CONFIG: return "config";
-    case ERR_NOT_FOUND: return "not_found";
-    case ERR_AUTH: return "auth";
-    case ERR_PERM: return "permission";
-    case ERR_NET: return "network";
-    case ERR_IO: return "io";
-    case ERR_PROTO: return "protocol";
-    case ERR_CANCELLED: return "cancelled";
-    case ERR_NOMEM: return "memory";
-    case ERR_UNSORTED: return "unsorted";
-    case ERR_REFUSED: return "refused";
-    case ERR_EXISTS: return "exists";
-    case ERR_TLS: return "tls";
-    default: return "internal";
+    case ERR_OK:
+        return "ok";
+    case ERR_USAGE:
+        return "usage";
+    case ERR_CONFIG:
+        return "config";
+    case ERR_NOT_FOUND:
+        return "not_found";
+    case ERR_AUTH:
+        return "auth";
+    case ERR_PERM:
+        return "permission";
+    case ERR_NET:
+        return "network";
+    case ERR_IO:
+        return "io";
+    case ERR_PROTO:
+        return "protocol";
+    case ERR_CANCELLED:
+        return "cancelled";
+    case ERR_NOMEM:
+        return "memory";
+    case ERR_UNSORTED:
+        return "unsorted";
+    case ERR_REFUSED:
+        return "refused";
+    case ERR_EXISTS:
+        return "exists";
+    case ERR_TLS:
+        return "tls";
+    default:
+        return "internal";
     }
 }
 
 int err_exit_status(int code)
 {
     switch (code) {
-    case ERR_OK: return EXIT_OK;
-    case ERR_USAGE: return EXIT_USAGE;
-    case ERR_CONFIG: return 4;
-    case ERR_NOT_FOUND: return 5;
-    case ERR_AUTH: return 6;
-    case ERR_PERM: return 7;
-    case ERR_NET: return 8;
-    case ERR_TLS: return 8;
-    case ERR_IO: return 9;
-    case ERR_PROTO: return 10;
-    case ERR_REFUSED: return 11;
-    case ERR_UNSORTED: return 11;
-    case ERR_CANCELLED: return 130;
-    default: return 12;
+    case ERR_OK:
+        return EXIT_OK;
+    case ERR_USAGE:
+        return EXIT_USAGE;
+    case ERR_CONFIG:
+        return 4;
+    case ERR_NOT_FOUND:
+        return 5;
+    case ERR_AUTH:
+        return 6;
+    case ERR_PERM:
+        return 7;
+    case ERR_NET:
+        return 8;
+    case ERR_TLS:
+        return 8;
+    case ERR_IO:
+        return 9;
+    case ERR_PROTO:
+        return 10;
+    case ERR_REFUSED:
+        return 11;
+    case ERR_UNSORTED:
+        return 11;
+    case ERR_CANCELLED:
+        return 130;
+    default:
+        return 12;
     }
 }

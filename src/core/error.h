@@ -19,21 +19,21 @@
 
 enum err_code {
     ERR_OK = 0,
-    ERR_USAGE = -1,      /* bad command line or remote string */
-    ERR_CONFIG = -2,     /* config file unreadable, unsafe or invalid */
-    ERR_NOT_FOUND = -3,  /* bucket, object, path or remote does not exist */
-    ERR_AUTH = -4,       /* credentials missing or refused */
-    ERR_PERM = -5,       /* permission denied */
-    ERR_NET = -6,        /* connection failed, timed out, gave up retrying */
-    ERR_IO = -7,         /* local read/write failure */
-    ERR_PROTO = -8,      /* server answered something we cannot use */
-    ERR_CANCELLED = -9,  /* interrupted by a signal or the caller */
-    ERR_NOMEM = -10,     /* allocation failed or a bounded buffer is full */
-    ERR_UNSORTED = -11,  /* a listing was not in strictly increasing order */
-    ERR_REFUSED = -12,   /* a safety check refused the operation */
-    ERR_EXISTS = -13,    /* something is already there */
-    ERR_TLS = -14,       /* certificate verification failed */
-    ERR_INTERNAL = -15,  /* a bug */
+    ERR_USAGE = -1,     /* bad command line or remote string */
+    ERR_CONFIG = -2,    /* config file unreadable, unsafe or invalid */
+    ERR_NOT_FOUND = -3, /* bucket, object, path or remote does not exist */
+    ERR_AUTH = -4,      /* credentials missing or refused */
+    ERR_PERM = -5,      /* permission denied */
+    ERR_NET = -6,       /* connection failed, timed out, gave up retrying */
+    ERR_IO = -7,        /* local read/write failure */
+    ERR_PROTO = -8,     /* server answered something we cannot use */
+    ERR_CANCELLED = -9, /* interrupted by a signal or the caller */
+    ERR_NOMEM = -10,    /* allocation failed or a bounded buffer is full */
+    ERR_UNSORTED = -11, /* a listing was not in strictly increasing order */
+    ERR_REFUSED = -12,  /* a safety check refused the operation */
+    ERR_EXISTS = -13,   /* something is already there */
+    ERR_TLS = -14,      /* certificate verification failed */
+    ERR_INTERNAL = -15, /* a bug */
 };
 
 #define ERR_MSG_MAX 1024
@@ -49,8 +49,7 @@ void err_clear(struct err *e);
 /* Set code and message (printf format); returns code so callers can write
  * `return err_set(e, ERR_IO, "cannot open '%s': %s", p, strerror(errno));`.
  * e may be NULL, then only the code is returned. */
-int err_set(struct err *e, int code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+int err_set(struct err *e, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* Prefix the current message with context ("ctx: old message"); returns the
  * current code. A message that would overflow is cut, never overrun. */
@@ -67,7 +66,7 @@ enum {
     EXIT_OK = 0,
     EXIT_DIFFERENCES = 1, /* check found differences */
     EXIT_USAGE = 2,
-    EXIT_PARTIAL = 3,     /* some files failed, the rest succeeded */
+    EXIT_PARTIAL = 3, /* some files failed, the rest succeeded */
 };
 
 #endif

@@ -13,9 +13,16 @@ static pthread_mutex_t event_lock = PTHREAD_MUTEX_INITIALIZER;
 
 const char *event_action_name(enum event_action a)
 {
-    static const char *names[] = {"copied", "updated", "unchanged", "deleted", "skipped",
-                                  "match",  "differ",  "missing_on_destination",
-                                  "missing_on_source", "failed"};
+    static const char *names[] = {"copied",
+                                  "updated",
+                                  "unchanged",
+                                  "deleted",
+                                  "skipped",
+                                  "match",
+                                  "differ",
+                                  "missing_on_destination",
+                                  "missing_on_source",
+                                  "failed"};
     return (unsigned)a < sizeof(names) / sizeof(names[0]) ? names[a] : "unknown";
 }
 

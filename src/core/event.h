@@ -54,12 +54,12 @@ enum event_action {
 struct event_file {
     const char *path;
     enum event_action action;
-    int64_t size;           /* -1 when unknown */
-    const char *sha256;     /* hex or NULL */
-    bool server_side;       /* copied on the server */
-    bool dry_run;           /* only reported, nothing changed */
-    int error_code;         /* ERR_* when action is FAILED, else 0 */
-    const char *error;      /* message when action is FAILED or SKIPPED */
+    int64_t size;       /* -1 when unknown */
+    const char *sha256; /* hex or NULL */
+    bool server_side;   /* copied on the server */
+    bool dry_run;       /* only reported, nothing changed */
+    int error_code;     /* ERR_* when action is FAILED, else 0 */
+    const char *error;  /* message when action is FAILED or SKIPPED */
 };
 
 enum event_status {
@@ -71,8 +71,8 @@ enum event_status {
 };
 
 struct event_summary {
-    const char *command;   /* "copy", "sync", "check", ... */
-    const char *source;    /* display names, may be NULL */
+    const char *command; /* "copy", "sync", "check", ... */
+    const char *source;  /* display names, may be NULL */
     const char *destination;
     enum event_status status;
     uint64_t files_transferred;
@@ -85,8 +85,8 @@ struct event_summary {
     uint64_t files_checked;
     double elapsed;
     bool dry_run;
-    int error_code;        /* whole-operation error, 0 if none */
-    const char *error;     /* its message */
+    int error_code;    /* whole-operation error, 0 if none */
+    const char *error; /* its message */
 };
 
 typedef void (*event_sink_fn)(const char *json_line, void *ctx);

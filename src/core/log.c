@@ -119,11 +119,16 @@ static const struct {
     const char *key;
     enum redact_kind kind;
 } redact_keys[] = {
-    {"authorization:", KEY_HEADER},    {"x-amz-security-token:", KEY_HEADER},
-    {"x-amz-signature=", KEY_PARAM},   {"x-amz-credential=", KEY_PARAM},
-    {"x-amz-security-token=", KEY_PARAM}, {"signature=", KEY_PARAM},
-    {"credential=", KEY_PARAM},        {"password", KEY_WORD},
-    {"secret", KEY_WORD},              {"token", KEY_WORD},
+    {"authorization:", KEY_HEADER},
+    {"x-amz-security-token:", KEY_HEADER},
+    {"x-amz-signature=", KEY_PARAM},
+    {"x-amz-credential=", KEY_PARAM},
+    {"x-amz-security-token=", KEY_PARAM},
+    {"signature=", KEY_PARAM},
+    {"credential=", KEY_PARAM},
+    {"password", KEY_WORD},
+    {"secret", KEY_WORD},
+    {"token", KEY_WORD},
     {"passphrase", KEY_WORD},
 };
 
@@ -171,7 +176,10 @@ static size_t utf8_len(const unsigned char *s)
 {
     if (s[0] < 0x80)
         return 1;
-    size_t n = (s[0] & 0xE0) == 0xC0 ? 2 : (s[0] & 0xF0) == 0xE0 ? 3 : (s[0] & 0xF8) == 0xF0 ? 4 : 0;
+    size_t n = (s[0] & 0xE0) == 0xC0   ? 2
+               : (s[0] & 0xF0) == 0xE0 ? 3
+               : (s[0] & 0xF8) == 0xF0 ? 4
+                                       : 0;
     if (!n || (n == 2 && s[0] < 0xC2) || (s[0] > 0xF4))
         return 0;
     for (size_t i = 1; i < n; i++)
@@ -236,8 +244,9 @@ void log_msg(enum log_level level, const char *fmt, ...)
         gmtime_r(&ts.tv_sec, &tm);
         char when[32];
         strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
-        snprintf(line, sizeof(line), "{\"type\":\"log\",\"time\":\"%s.%03ldZ\",\"level\":\"%s\",\"msg\":\"%s\"}",
-                 when, ts.tv_nsec / 1000000, level_names[level], esc);
+        snprintf(line, sizeof(line),
+                 "{\"type\":\"log\",\"time\":\"%s.%03ldZ\",\"level\":\"%s\",\"msg\":\"%s\"}", when,
+                 ts.tv_nsec / 1000000, level_names[level], esc);
     } else if (level == LOG_INFO) {
         snprintf(line, sizeof(line), "%s", msg);
     } else {

@@ -17,29 +17,47 @@ int units_parse_size(const char *s, const char *what, uint64_t *out, struct err 
     size_t digits = strspn(s, "0123456789.");
     if (digits == 0 || strchr(s + strspn(s, "0123456789"), '.') != strrchr(s, '.') ||
         (strchr(s, '.') && strchr(s, '.') >= s + digits))
-        return err_set(e, ERR_USAGE, "%s '%s' is not a size; use a number with B, K, M, G or T (binary units)",
+        return err_set(e, ERR_USAGE,
+                       "%s '%s' is not a size; use a number with B, K, M, G or T (binary units)",
                        what, s);
     errno = 0;
     char *end;
     double v = strtod(s, &end);
     if (end != s + digits)
-        return err_set(e, ERR_USAGE, "%s '%s' is not a size; use a number with B, K, M, G or T (binary units)",
+        return err_set(e, ERR_USAGE,
+                       "%s '%s' is not a size; use a number with B, K, M, G or T (binary units)",
                        what, s);
     if (end == s || errno || v < 0 || !isfinite(v) || isspace((unsigned char)*s) || *s == '-')
-        return err_set(e, ERR_USAGE, "%s '%s' is not a size; use a number with B, K, M, G or T (binary units)",
+        return err_set(e, ERR_USAGE,
+                       "%s '%s' is not a size; use a number with B, K, M, G or T (binary units)",
                        what, s);
     double mult = 1;
     const char *u = end;
     switch (toupper((unsigned char)*u)) {
-    case '\0': break;
-    case 'B': mult = 1; u++; goto tail_done;
-    case 'K': mult = 1024.0; break;
-    case 'M': mult = 1024.0 * 1024; break;
-    case 'G': mult = 1024.0 * 1024 * 1024; break;
-    case 'T': mult = 1024.0 * 1024 * 1024 * 1024; break;
-    case 'P': mult = 1024.0 * 1024 * 1024 * 1024 * 1024; break;
+    case '\0':
+        break;
+    case 'B':
+        mult = 1;
+        u++;
+        goto tail_done;
+    case 'K':
+        mult = 1024.0;
+        break;
+    case 'M':
+        mult = 1024.0 * 1024;
+        break;
+    case 'G':
+        mult = 1024.0 * 1024 * 1024;
+        break;
+    case 'T':
+        mult = 1024.0 * 1024 * 1024 * 1024;
+        break;
+    case 'P':
+        mult = 1024.0 * 1024 * 1024 * 1024 * 1024;
+        break;
     default:
-        return err_set(e, ERR_USAGE, "%s '%s' has an unknown unit; use B, K, M, G or T (binary units)", what, s);
+        return err_set(e, ERR_USAGE,
+                       "%s '%s' has an unknown unit; use B, K, M, G or T (binary units)", what, s);
     }
     if (*u) {
         u++;
@@ -50,7 +68,9 @@ int units_parse_size(const char *s, const char *what, uint64_t *out, struct err 
     }
 tail_done:
     if (*u)
-        return err_set(e, ERR_USAGE, "%s '%s' has trailing characters; use a number with B, K, M, G or T", what, s);
+        return err_set(e, ERR_USAGE,
+                       "%s '%s' has trailing characters; use a number with B, K, M, G or T", what,
+                       s);
     double bytes = v * mult;
     if (bytes >= 18446744073709551615.0)
         return err_set(e, ERR_USAGE, "%s '%s' is too large", what, s);

@@ -23,7 +23,7 @@ struct async_hash {
     int queued; /* full blocks waiting */
     int fill;   /* block the producer fills (never queued meanwhile) */
     size_t block;
-    bool done;  /* no more input */
+    bool done; /* no more input */
     bool failed;
     unsigned char digest[EVP_MAX_MD_SIZE];
     unsigned int digest_len;

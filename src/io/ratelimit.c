@@ -49,8 +49,8 @@ struct ratelimit *ratelimit_new(uint64_t bytes_per_sec, struct ratelimit *parent
     return rl;
 }
 
-void ratelimit_set_clock(struct ratelimit *rl, uint64_t (*now_ns)(void *), void (*sleep_ns)(void *, uint64_t),
-                         void *ctx)
+void ratelimit_set_clock(struct ratelimit *rl, uint64_t (*now_ns)(void *),
+                         void (*sleep_ns)(void *, uint64_t), void *ctx)
 {
     rl->now_ns = now_ns;
     rl->sleep_ns = sleep_ns;

@@ -26,7 +26,7 @@ uint64_t ratelimit_rate(const struct ratelimit *rl);
 int ratelimit_take(struct ratelimit *rl, size_t n, struct err *e);
 
 /* For tests: replace the clock (ns, monotonic) and the sleeper. */
-void ratelimit_set_clock(struct ratelimit *rl, uint64_t (*now_ns)(void *), void (*sleep_ns)(void *, uint64_t),
-                         void *ctx);
+void ratelimit_set_clock(struct ratelimit *rl, uint64_t (*now_ns)(void *),
+                         void (*sleep_ns)(void *, uint64_t), void *ctx);
 
 #endif

@@ -26,13 +26,17 @@ static int check_bucket(const char *spec, const char *b, struct err *e)
 {
     size_t n = strlen(b);
     if (n == 0)
-        return err_set(e, ERR_USAGE, "remote '%s' has no bucket; write it as s3://bucket/prefix", spec);
+        return err_set(e, ERR_USAGE, "remote '%s' has no bucket; write it as s3://bucket/prefix",
+                       spec);
     if (n < 3 || n > 63)
-        return err_set(e, ERR_USAGE, "bucket name '%s' in '%s' must be 3 to 63 characters long", b, spec);
+        return err_set(e, ERR_USAGE, "bucket name '%s' in '%s' must be 3 to 63 characters long", b,
+                       spec);
     for (const char *c = b; *c; c++)
         if (!(isalnum((unsigned char)*c) || *c == '.' || *c == '-' || *c == '_'))
-            return err_set(e, ERR_USAGE,
-                           "bucket name '%s' in '%s' may only hold letters, digits, '.', '-' and '_'", b, spec);
+            return err_set(
+                e, ERR_USAGE,
+                "bucket name '%s' in '%s' may only hold letters, digits, '.', '-' and '_'", b,
+                spec);
     return 0;
 }
 
@@ -60,7 +64,8 @@ int remote_parse(const char *spec, const struct config *cfg, struct remote_spec 
     memset(out, 0, sizeof(*out));
     int r = 0;
     if (!spec || !*spec)
-        return err_set(e, ERR_USAGE, "empty remote; give a local path, s3://bucket/prefix or name:path");
+        return err_set(e, ERR_USAGE,
+                       "empty remote; give a local path, s3://bucket/prefix or name:path");
     const char *sep = strstr(spec, "://");
     if (sep) {
         size_t sl = (size_t)(sep - spec);
@@ -73,10 +78,11 @@ int remote_parse(const char *spec, const struct config *cfg, struct remote_spec 
             out->path = strdup(*rest ? rest : "/");
             r = out->path ? 0 : err_set(e, ERR_NOMEM, "out of memory");
         } else {
-            r = err_set(e, ERR_USAGE,
-                        "remote '%s' has an unsupported scheme '%.*s'; use s3://, a local path or a "
-                        "named remote (name:path)",
-                        spec, (int)sl, spec);
+            r = err_set(
+                e, ERR_USAGE,
+                "remote '%s' has an unsupported scheme '%.*s'; use s3://, a local path or a "
+                "named remote (name:path)",
+                spec, (int)sl, spec);
         }
         goto out;
     }
@@ -92,7 +98,8 @@ int remote_parse(const char *spec, const struct config *cfg, struct remote_spec 
                 const char *type = config_get(cfg, name, "type");
                 const char *path = colon + 1;
                 if (!type) {
-                    r = err_set(e, ERR_CONFIG, "remote '%s' in '%s' has no 'type'; set type = s3 or type = local",
+                    r = err_set(e, ERR_CONFIG,
+                                "remote '%s' in '%s' has no 'type'; set type = s3 or type = local",
                                 name, cfg->path);
                 } else if (!strcmp(type, "s3")) {
                     out->kind = REMOTE_S3;
@@ -120,8 +127,9 @@ int remote_parse(const char *spec, const struct config *cfg, struct remote_spec 
                     out->path = strdup(joined);
                     r = out->path ? 0 : err_set(e, ERR_NOMEM, "out of memory");
                 } else {
-                    r = err_set(e, ERR_CONFIG, "remote '%s' in '%s' has unknown type '%s'; use s3 or local",
-                                name, cfg->path, type);
+                    r = err_set(e, ERR_CONFIG,
+                                "remote '%s' in '%s' has unknown type '%s'; use s3 or local", name,
+                                cfg->path, type);
                 }
                 goto out;
             }

@@ -37,7 +37,8 @@ void remote_spec_release(struct remote_spec *rs);
 
 /* Parse spec. cfg may be NULL (no named remotes). ERR_USAGE for malformed
  * strings, ERR_CONFIG for a named remote whose section is incomplete. */
-int remote_parse(const char *spec, const struct config *cfg, struct remote_spec *out, struct err *e);
+int remote_parse(const char *spec, const struct config *cfg, struct remote_spec *out,
+                 struct err *e);
 
 /* Settings from command-line flags; NULL/0 means not given. */
 struct remote_flags {
@@ -46,7 +47,7 @@ struct remote_flags {
     const char *access_key_id;
     const char *secret_file;
     const char *ca_cert;
-    int path_style;          /* -1 not given, 0/1 */
+    int path_style; /* -1 not given, 0/1 */
     uint64_t part_size;
     int upload_concurrency;
     double retry_timeout;

@@ -18,7 +18,7 @@
 struct storage_list {
     struct storage *st;
     void *state;
-    char *last;      /* previous key, owned */
+    char *last; /* previous key, owned */
     size_t last_cap;
     bool have_last;
     bool done;

@@ -33,11 +33,11 @@ enum storage_type { STORAGE_TYPE_FILE = 0, STORAGE_TYPE_SYMLINK = 1, STORAGE_TYP
 
 /* Feature bits a driver declares. */
 enum {
-    STORAGE_FEATURE_SERVER_COPY = 1u << 0, /* copy() within the same storage/endpoint */
-    STORAGE_FEATURE_RANGE_READ = 1u << 1,  /* read_open with offset/length */
-    STORAGE_FEATURE_MTIME = 1u << 2,       /* keeps the mtime given at write */
-    STORAGE_FEATURE_SYMLINK = 1u << 3,     /* can report symlinks */
-    STORAGE_FEATURE_LIST_MTIME = 1u << 4,  /* listing reports the true mtime (no stat needed) */
+    STORAGE_FEATURE_SERVER_COPY = 1u << 0,  /* copy() within the same storage/endpoint */
+    STORAGE_FEATURE_RANGE_READ = 1u << 1,   /* read_open with offset/length */
+    STORAGE_FEATURE_MTIME = 1u << 2,        /* keeps the mtime given at write */
+    STORAGE_FEATURE_SYMLINK = 1u << 3,      /* can report symlinks */
+    STORAGE_FEATURE_LIST_MTIME = 1u << 4,   /* listing reports the true mtime (no stat needed) */
     STORAGE_FEATURE_CHEAP_REREAD = 1u << 5, /* reading a range again costs no network (local) */
 };
 
@@ -50,14 +50,14 @@ enum {
 #define STORAGE_MTIME_UNKNOWN INT64_MIN
 
 struct storage_entry {
-    char *key;           /* owned by the entry */
+    char *key; /* owned by the entry */
     enum storage_type type;
     uint64_t size;
-    int64_t mtime_ns;    /* source mtime (ns since epoch) or STORAGE_MTIME_UNKNOWN */
-    uint32_t mode;       /* permission bits, 0 when unknown */
-    char md5[33];        /* lowercase hex or "" when unknown */
-    char sha256[65];     /* lowercase hex or "" when unknown */
-    char *link_target;   /* symlinks only; owned */
+    int64_t mtime_ns;  /* source mtime (ns since epoch) or STORAGE_MTIME_UNKNOWN */
+    uint32_t mode;     /* permission bits, 0 when unknown */
+    char md5[33];      /* lowercase hex or "" when unknown */
+    char sha256[65];   /* lowercase hex or "" when unknown */
+    char *link_target; /* symlinks only; owned */
 };
 
 void storage_entry_clear(struct storage_entry *ent); /* frees key/link_target, zeroes */
@@ -79,9 +79,9 @@ struct storage_range_source {
 };
 
 struct storage_write_opts {
-    int64_t size_hint;    /* -1 when unknown; lets S3 pick single PUT vs multipart */
-    int64_t mtime_ns;     /* STORAGE_MTIME_UNKNOWN: driver default */
-    uint32_t mode;        /* 0: driver default */
+    int64_t size_hint;        /* -1 when unknown; lets S3 pick single PUT vs multipart */
+    int64_t mtime_ns;         /* STORAGE_MTIME_UNKNOWN: driver default */
+    uint32_t mode;            /* 0: driver default */
     const char *content_type; /* NULL: application/octet-stream */
     /* NULL, or the stream's bytes readable again (a local source file): a
      * writer that must send data after it has seen all of it (S3 parts carry

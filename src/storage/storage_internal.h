@@ -34,7 +34,7 @@ struct storage_driver {
                       void **state, struct err *e);
     int (*write)(void *state, const void *data, size_t len, struct err *e);
     int (*write_commit)(void *state, struct err *e); /* frees state */
-    void (*write_abort)(void *state);                 /* frees state */
+    void (*write_abort)(void *state);                /* frees state */
 
     int (*remove)(struct storage *st, const char *key, struct err *e);
     /* optional (NULL when the driver cannot) */

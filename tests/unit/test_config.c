@@ -126,9 +126,7 @@ static void test_parse(void **state)
 static void test_last_value_wins(void **state)
 {
     struct fixture *f = *state;
-    write_text(f->path,
-               "[a]\nk = first\nk = second\n[b]\nk = other\n[a]\nk = third\n",
-               0600);
+    write_text(f->path, "[a]\nk = first\nk = second\n[b]\nk = other\n[a]\nk = third\n", 0600);
     struct config cfg;
     struct err e;
     assert_int_equal(config_load(&cfg, f->path, true, &e), 0);
@@ -223,8 +221,8 @@ static void test_malformed_lines(void **state)
     struct fixture *f = *state;
     expect_malformed(f, "[a\nk = v\n", 1);
     expect_malformed(f, "# c\n[a]\nk = v\njust words\n", 4);
-    expect_malformed(f, "\n\nk = v\n[a]\n", 3);         /* before any section */
-    expect_malformed(f, "[a]\nk = v\n[]\n", 3);          /* empty name */
+    expect_malformed(f, "\n\nk = v\n[a]\n", 3); /* before any section */
+    expect_malformed(f, "[a]\nk = v\n[]\n", 3); /* empty name */
     expect_malformed(f, "[a]\nk = v\n[  ]\n", 3);
     expect_malformed(f, "[a]\n[b] trailing\n", 2);
 }

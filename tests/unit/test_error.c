@@ -122,8 +122,16 @@ static void test_set_truncates_huge_message(void **state)
 static void test_wrap_huge_context_never_overruns(void **state)
 {
     (void)state;
-    size_t sizes[] = {0, 1, 100, ERR_MSG_MAX - 4, ERR_MSG_MAX - 3, ERR_MSG_MAX - 2,
-                      ERR_MSG_MAX - 1, ERR_MSG_MAX, ERR_MSG_MAX + 1, 3 * ERR_MSG_MAX};
+    size_t sizes[] = {0,
+                      1,
+                      100,
+                      ERR_MSG_MAX - 4,
+                      ERR_MSG_MAX - 3,
+                      ERR_MSG_MAX - 2,
+                      ERR_MSG_MAX - 1,
+                      ERR_MSG_MAX,
+                      ERR_MSG_MAX + 1,
+                      3 * ERR_MSG_MAX};
     size_t old_sizes[] = {0, 1, 10, ERR_MSG_MAX / 2, ERR_MSG_MAX - 1};
     char *ctx = malloc(3 * ERR_MSG_MAX + 1);
     char *old = malloc(ERR_MSG_MAX);
@@ -167,22 +175,14 @@ static void test_code_names(void **state)
         int code;
         const char *name;
     } names[] = {
-        {ERR_OK, "ok"},
-        {ERR_USAGE, "usage"},
-        {ERR_CONFIG, "config"},
-        {ERR_NOT_FOUND, "not_found"},
-        {ERR_AUTH, "auth"},
-        {ERR_PERM, "permission"},
-        {ERR_NET, "network"},
-        {ERR_IO, "io"},
-        {ERR_PROTO, "protocol"},
-        {ERR_CANCELLED, "cancelled"},
-        {ERR_NOMEM, "memory"},
-        {ERR_UNSORTED, "unsorted"},
-        {ERR_REFUSED, "refused"},
-        {ERR_EXISTS, "exists"},
-        {ERR_TLS, "tls"},
-        {ERR_INTERNAL, "internal"},
+        {ERR_OK, "ok"},           {ERR_USAGE, "usage"},
+        {ERR_CONFIG, "config"},   {ERR_NOT_FOUND, "not_found"},
+        {ERR_AUTH, "auth"},       {ERR_PERM, "permission"},
+        {ERR_NET, "network"},     {ERR_IO, "io"},
+        {ERR_PROTO, "protocol"},  {ERR_CANCELLED, "cancelled"},
+        {ERR_NOMEM, "memory"},    {ERR_UNSORTED, "unsorted"},
+        {ERR_REFUSED, "refused"}, {ERR_EXISTS, "exists"},
+        {ERR_TLS, "tls"},         {ERR_INTERNAL, "internal"},
     };
     size_t n = sizeof(names) / sizeof(names[0]);
     for (size_t i = 0; i < n; i++) {

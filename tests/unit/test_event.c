@@ -110,7 +110,8 @@ static void expect_keys(json_t *o, const char *const *keys)
     }
     const char *k;
     json_t *v;
-    json_object_foreach(o, k, v) {
+    json_object_foreach(o, k, v)
+    {
         bool known = false;
         for (size_t i = 0; keys[i]; i++)
             known |= !strcmp(keys[i], k);
@@ -122,8 +123,8 @@ static void expect_keys(json_t *o, const char *const *keys)
 }
 
 static const char *const error_classes[] = {
-    "usage", "config", "not_found", "auth", "permission", "network", "tls", "io",
-    "protocol", "cancelled", "memory", "unsorted", "refused", "exists", "internal", NULL,
+    "usage",    "config",    "not_found", "auth",     "permission", "network", "tls",      "io",
+    "protocol", "cancelled", "memory",    "unsorted", "refused",    "exists",  "internal", NULL,
 };
 
 static void expect_error_object(json_t *o, const char *cls, const char *msg)
@@ -149,25 +150,43 @@ static void expect_error_object(json_t *o, const char *cls, const char *msg)
 /* ---- field lists (from event.h / EVENTS.md) ----------------------------- */
 
 static const char *const progress_keys[] = {
-    "type", "v", "time", "phase", "bytes_done", "bytes_total", "files_done", "files_total",
-    "rate", "eta_seconds", "current", "elapsed", NULL,
+    "type",        "v",    "time",        "phase",   "bytes_done", "bytes_total", "files_done",
+    "files_total", "rate", "eta_seconds", "current", "elapsed",    NULL,
 };
 
 static const char *const file_keys_all[] = {
-    "type", "v", "time", "path", "action", "size", "sha256", "server_side", "dry_run", "error", "reason", NULL,
+    "type",   "v",           "time",    "path",  "action", "size",
+    "sha256", "server_side", "dry_run", "error", "reason", NULL,
 };
 
 /* a failed file: every field but `reason`, which only a skip carries */
 static const char *const file_keys_failed[] = {
-    "type", "v", "time", "path", "action", "size", "sha256", "server_side", "dry_run", "error", NULL,
+    "type",   "v",           "time",    "path",  "action", "size",
+    "sha256", "server_side", "dry_run", "error", NULL,
 };
 
 static const char *const file_keys_min[] = {"type", "v", "time", "path", "action", "size", NULL};
 
 static const char *const summary_keys[] = {
-    "type", "v", "time", "command", "source", "destination", "status", "dry_run",
-    "files_transferred", "bytes_transferred", "files_unchanged", "files_deleted",
-    "files_skipped", "files_failed", "files_checked", "differences", "elapsed", "error", NULL,
+    "type",
+    "v",
+    "time",
+    "command",
+    "source",
+    "destination",
+    "status",
+    "dry_run",
+    "files_transferred",
+    "bytes_transferred",
+    "files_unchanged",
+    "files_deleted",
+    "files_skipped",
+    "files_failed",
+    "files_checked",
+    "differences",
+    "elapsed",
+    "error",
+    NULL,
 };
 
 /* ---- tests ------------------------------------------------------------- */
@@ -292,15 +311,28 @@ static void test_file_error_classes(void **state)
         int code;
         const char *cls;
     } codes[] = {
-        {ERR_USAGE, "usage"},       {ERR_CONFIG, "config"},   {ERR_NOT_FOUND, "not_found"},
-        {ERR_AUTH, "auth"},         {ERR_PERM, "permission"}, {ERR_NET, "network"},
-        {ERR_TLS, "tls"},           {ERR_IO, "io"},           {ERR_PROTO, "protocol"},
-        {ERR_CANCELLED, "cancelled"}, {ERR_NOMEM, "memory"},  {ERR_UNSORTED, "unsorted"},
-        {ERR_REFUSED, "refused"},   {ERR_EXISTS, "exists"},   {ERR_INTERNAL, "internal"},
+        {ERR_USAGE, "usage"},
+        {ERR_CONFIG, "config"},
+        {ERR_NOT_FOUND, "not_found"},
+        {ERR_AUTH, "auth"},
+        {ERR_PERM, "permission"},
+        {ERR_NET, "network"},
+        {ERR_TLS, "tls"},
+        {ERR_IO, "io"},
+        {ERR_PROTO, "protocol"},
+        {ERR_CANCELLED, "cancelled"},
+        {ERR_NOMEM, "memory"},
+        {ERR_UNSORTED, "unsorted"},
+        {ERR_REFUSED, "refused"},
+        {ERR_EXISTS, "exists"},
+        {ERR_INTERNAL, "internal"},
     };
     for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++) {
         struct event_file f = {
-            .path = "k", .action = EVENT_ACTION_FAILED, .size = -1, .error_code = codes[i].code,
+            .path = "k",
+            .action = EVENT_ACTION_FAILED,
+            .size = -1,
+            .error_code = codes[i].code,
             .error = "boom",
         };
         json_t *o = parse(event_file_json(&f));
@@ -308,7 +340,8 @@ static void test_file_error_classes(void **state)
         json_decref(o);
     }
     /* a failure without a message still has the error object */
-    struct event_file f = {.path = "k", .action = EVENT_ACTION_FAILED, .size = -1, .error_code = ERR_IO};
+    struct event_file f = {
+        .path = "k", .action = EVENT_ACTION_FAILED, .size = -1, .error_code = ERR_IO};
     json_t *o = parse(event_file_json(&f));
     expect_error_object(o, "io", "");
     json_decref(o);
@@ -321,7 +354,10 @@ static void test_file_skipped_reason(void **state)
      * that is not an error, so no error object (whose class would have to
      * be an error class) but a `reason` string */
     struct event_file f = {
-        .path = "link", .action = EVENT_ACTION_SKIPPED, .size = -1, .error_code = 0,
+        .path = "link",
+        .action = EVENT_ACTION_SKIPPED,
+        .size = -1,
+        .error_code = 0,
         .error = "symbolic link, not copied",
     };
     json_t *o = parse(event_file_json(&f));
@@ -364,8 +400,8 @@ static void test_actions_and_statuses(void **state)
         enum event_status s;
         const char *name;
     } statuses[] = {
-        {EVENT_STATUS_SUCCEEDED, "succeeded"}, {EVENT_STATUS_PARTIAL, "partial"},
-        {EVENT_STATUS_FAILED, "failed"},       {EVENT_STATUS_CANCELLED, "cancelled"},
+        {EVENT_STATUS_SUCCEEDED, "succeeded"},     {EVENT_STATUS_PARTIAL, "partial"},
+        {EVENT_STATUS_FAILED, "failed"},           {EVENT_STATUS_CANCELLED, "cancelled"},
         {EVENT_STATUS_DIFFERENCES, "differences"},
     };
     for (size_t i = 0; i < sizeof(statuses) / sizeof(statuses[0]); i++)
@@ -437,7 +473,10 @@ static void test_non_utf8(void **state)
     (void)state;
     const char *bad = "dir/bad\xff\xfe\xc3 name";
     struct event_file f = {
-        .path = bad, .action = EVENT_ACTION_FAILED, .size = 3, .error_code = ERR_IO,
+        .path = bad,
+        .action = EVENT_ACTION_FAILED,
+        .size = 3,
+        .error_code = ERR_IO,
         .error = "cannot read 'dir/bad\xff\xfe\xc3 name'",
     };
     json_t *o = parse(event_file_json(&f));
@@ -448,7 +487,8 @@ static void test_non_utf8(void **state)
     expect_error_object(o, "io", NULL);
     json_decref(o);
 
-    struct event_progress pr = {.bytes_total = -1, .files_total = -1, .eta_seconds = -1, .current = bad};
+    struct event_progress pr = {
+        .bytes_total = -1, .files_total = -1, .eta_seconds = -1, .current = bad};
     o = parse(event_progress_json(&pr));
     /* current: a string or null, never a missing field */
     json_t *cur = json_object_get(o, "current");
@@ -599,8 +639,8 @@ static void check_against_doc(const char *doc, const char *heading, const char *
     assert_true(n > 0);
     for (size_t i = 0; i < n; i++) {
         if (!in_list(keys, names[i]))
-            print_error("docs/EVENTS.md documents '%s' under '%s' but the event lacks it\n", names[i],
-                        heading);
+            print_error("docs/EVENTS.md documents '%s' under '%s' but the event lacks it\n",
+                        names[i], heading);
         assert_true(in_list(keys, names[i]));
     }
     for (size_t i = 0; keys[i]; i++) {
@@ -632,10 +672,25 @@ static void test_fields_match_events_md(void **state)
     check_against_doc(doc, "## `file`", file_keys_all);
     check_against_doc(doc, "## `summary`", summary_keys);
     /* the documented action, status and class words are the ones we emit */
-    const char *words[] = {"copied",  "updated", "unchanged", "deleted", "skipped", "failed",
-                           "match",   "differ",  "missing_on_destination", "missing_on_source",
-                           "succeeded", "partial", "cancelled", "differences", "listing",
-                           "transferring", "checking", "deleting", "done"};
+    const char *words[] = {"copied",
+                           "updated",
+                           "unchanged",
+                           "deleted",
+                           "skipped",
+                           "failed",
+                           "match",
+                           "differ",
+                           "missing_on_destination",
+                           "missing_on_source",
+                           "succeeded",
+                           "partial",
+                           "cancelled",
+                           "differences",
+                           "listing",
+                           "transferring",
+                           "checking",
+                           "deleting",
+                           "done"};
     for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++) {
         char q[64];
         snprintf(q, sizeof(q), "`%s`", words[i]);

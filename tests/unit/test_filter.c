@@ -114,7 +114,8 @@ static void test_megabyte_odd_chunks(void **state)
     const unsigned char *inputs[] = {zeros, noise};
     for (size_t k = 0; k < 2; k++) {
         oracle_hex(EVP_sha256(), inputs[k], MIB, want);
-        filter_digest(HASH_SHA256, inputs[k], MIB, odd, sizeof(odd) / sizeof(odd[0]), got, sizeof(got));
+        filter_digest(HASH_SHA256, inputs[k], MIB, odd, sizeof(odd) / sizeof(odd[0]), got,
+                      sizeof(got));
         assert_string_equal(got, want);
         filter_digest(HASH_SHA256, inputs[k], MIB, whole, 1, got, sizeof(got));
         assert_string_equal(got, want);
@@ -123,7 +124,8 @@ static void test_megabyte_odd_chunks(void **state)
         assert_string_equal(h65, want);
 
         oracle_hex(EVP_md5(), inputs[k], MIB, want);
-        filter_digest(HASH_MD5, inputs[k], MIB, odd, sizeof(odd) / sizeof(odd[0]), got, sizeof(got));
+        filter_digest(HASH_MD5, inputs[k], MIB, odd, sizeof(odd) / sizeof(odd[0]), got,
+                      sizeof(got));
         assert_string_equal(got, want);
     }
     /* the well-known SHA-256 of 1 MiB of zeros */
@@ -297,14 +299,20 @@ static void test_base64_and_hex(void **state)
     static const struct {
         const char *in, *out;
     } v[] = {
-        {"", ""},         {"f", "Zg=="},         {"fo", "Zm8="},         {"foo", "Zm9v"},
-        {"foob", "Zm9vYg=="}, {"fooba", "Zm9vYmE="}, {"foobar", "Zm9vYmFy"},
+        {"", ""},
+        {"f", "Zg=="},
+        {"fo", "Zm8="},
+        {"foo", "Zm9v"},
+        {"foob", "Zm9vYg=="},
+        {"fooba", "Zm9vYmE="},
+        {"foobar", "Zm9vYmFy"},
     };
     char out[64];
     for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
         memset(out, 'x', sizeof(out));
         size_t n = strlen(v[i].in);
-        base64_encode((const unsigned char *)v[i].in, n, out, 4 * ((n + 2) / 3) + 1); /* exact cap */
+        base64_encode((const unsigned char *)v[i].in, n, out,
+                      4 * ((n + 2) / 3) + 1); /* exact cap */
         assert_string_equal(out, v[i].out);
     }
     /* binary, all byte values: the Content-MD5 of "" */

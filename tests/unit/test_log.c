@@ -163,7 +163,8 @@ static void test_key_value_forms(void **state)
     assert_non_null(strstr(out, "password="));
     assert_non_null(strstr(out, " user=bob"));
 
-    redacted("{\"access_key_id\": \"AKIA1\", \"secret_access_key\": \"wJalrXUtnFEMI\", \"region\": \"x\"}",
+    redacted("{\"access_key_id\": \"AKIA1\", \"secret_access_key\": \"wJalrXUtnFEMI\", \"region\": "
+             "\"x\"}",
              out, sizeof(out));
     assert_null(strstr(out, "wJalrXUtnFEMI"));
     assert_non_null(strstr(out, "\"secret_access_key\": \""));

@@ -29,9 +29,9 @@
 
 struct fake_clock {
     uint64_t now;
-    uint64_t slept;       /* total ns slept */
-    unsigned sleeps;      /* number of sleep calls */
-    uint64_t max_step;    /* longest single sleep */
+    uint64_t slept;    /* total ns slept */
+    unsigned sleeps;   /* number of sleep calls */
+    uint64_t max_step; /* longest single sleep */
     /* optional action once `at` ns of fake time have passed */
     uint64_t at;
     void (*action)(struct fake_clock *c);

@@ -29,31 +29,30 @@ struct fixture {
     struct config cfg;
 };
 
-static const char config_text[] =
-    "[minio]\n"
-    "type = s3\n"
-    "endpoint = http://127.0.0.1:9000\n"
-    "\n"
-    "[r2]\n"
-    "type = s3\n"
-    "bucket = backups\n"
-    "\n"
-    "[nas]\n"
-    "type = local\n"
-    "root = /mnt/nas\n"
-    "\n"
-    "[here]\n"
-    "type = local\n"
-    "\n"
-    "[untyped]\n"
-    "endpoint = http://127.0.0.1:9000\n"
-    "\n"
-    "[odd]\n"
-    "type = ftp\n"
-    "\n"
-    "[badbucket]\n"
-    "type = s3\n"
-    "bucket = no\n";
+static const char config_text[] = "[minio]\n"
+                                  "type = s3\n"
+                                  "endpoint = http://127.0.0.1:9000\n"
+                                  "\n"
+                                  "[r2]\n"
+                                  "type = s3\n"
+                                  "bucket = backups\n"
+                                  "\n"
+                                  "[nas]\n"
+                                  "type = local\n"
+                                  "root = /mnt/nas\n"
+                                  "\n"
+                                  "[here]\n"
+                                  "type = local\n"
+                                  "\n"
+                                  "[untyped]\n"
+                                  "endpoint = http://127.0.0.1:9000\n"
+                                  "\n"
+                                  "[odd]\n"
+                                  "type = ftp\n"
+                                  "\n"
+                                  "[badbucket]\n"
+                                  "type = s3\n"
+                                  "bucket = no\n";
 
 static int setup(void **state)
 {
@@ -65,7 +64,8 @@ static int setup(void **state)
         return -1;
     snprintf(f->path, sizeof(f->path), "%s/config", f->dir);
     int fd = open(f->path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0 || fchmod(fd, 0600) || write(fd, config_text, sizeof(config_text) - 1) < 0 || close(fd))
+    if (fd < 0 || fchmod(fd, 0600) || write(fd, config_text, sizeof(config_text) - 1) < 0 ||
+        close(fd))
         return -1;
     struct err e;
     if (config_load(&f->cfg, f->path, true, &e)) {
@@ -86,8 +86,8 @@ static int teardown(void **state)
     return 0;
 }
 
-static void expect_s3(const struct config *cfg, const char *spec, const char *name, const char *bucket,
-                      const char *prefix)
+static void expect_s3(const struct config *cfg, const char *spec, const char *name,
+                      const char *bucket, const char *prefix)
 {
     struct remote_spec rs;
     struct err e;
@@ -110,7 +110,8 @@ static void expect_s3(const struct config *cfg, const char *spec, const char *na
     assert_null(rs.path);
 }
 
-static void expect_local(const struct config *cfg, const char *spec, const char *name, const char *path)
+static void expect_local(const struct config *cfg, const char *spec, const char *name,
+                         const char *path)
 {
     struct remote_spec rs;
     struct err e;

@@ -26,9 +26,9 @@ static void expect_retry(long status, const char *code, int curl_code, enum s3_r
 {
     enum s3_retry_decision got = s3_retry_classify(status, code, curl_code);
     if (got != want)
-        print_error("status %ld code '%s' curl %d (%s): got %s, want %s\n", status, code ? code : "(null)",
-                    curl_code, curl_easy_strerror((CURLcode)curl_code), got ? "retry" : "no retry",
-                    want ? "retry" : "no retry");
+        print_error("status %ld code '%s' curl %d (%s): got %s, want %s\n", status,
+                    code ? code : "(null)", curl_code, curl_easy_strerror((CURLcode)curl_code),
+                    got ? "retry" : "no retry", want ? "retry" : "no retry");
     assert_int_equal(got, want);
 }
 
@@ -89,16 +89,15 @@ static void test_connection_errors(void **state)
 {
     (void)state;
     const int retry[] = {
-        CURLE_COULDNT_CONNECT, CURLE_RECV_ERROR,          CURLE_OPERATION_TIMEDOUT,
-        CURLE_SEND_ERROR,      CURLE_GOT_NOTHING,         CURLE_PARTIAL_FILE,
-        CURLE_COULDNT_RESOLVE_HOST,
+        CURLE_COULDNT_CONNECT, CURLE_RECV_ERROR,   CURLE_OPERATION_TIMEDOUT,   CURLE_SEND_ERROR,
+        CURLE_GOT_NOTHING,     CURLE_PARTIAL_FILE, CURLE_COULDNT_RESOLVE_HOST,
     };
     for (size_t i = 0; i < sizeof(retry) / sizeof(retry[0]); i++)
         expect_retry(0, NULL, retry[i], S3_RETRY_YES);
     /* TLS verification failures do not heal by themselves; nor do our own
      * mistakes or our own abort */
     const int final[] = {
-        CURLE_PEER_FAILED_VERIFICATION, CURLE_SSL_CACERT_BADFILE, CURLE_URL_MALFORMAT,
+        CURLE_PEER_FAILED_VERIFICATION, CURLE_SSL_CACERT_BADFILE,  CURLE_URL_MALFORMAT,
         CURLE_UNSUPPORTED_PROTOCOL,     CURLE_ABORTED_BY_CALLBACK,
     };
     for (size_t i = 0; i < sizeof(final) / sizeof(final[0]); i++)
@@ -242,9 +241,9 @@ static void test_mtime_format_and_round_trip(void **state)
         1700000000500000000ll,
         1700000000123456789ll,
         INT64_MAX,
-        -1000000000,      /* whole negative seconds */
+        -1000000000, /* whole negative seconds */
         -5000000000ll,
-        -1500000000,      /* 1.5 s before the epoch */
+        -1500000000, /* 1.5 s before the epoch */
         -1,
         -999999999,
         -1700000000123456789ll,
@@ -254,7 +253,8 @@ static void test_mtime_format_and_round_trip(void **state)
         int64_t back = 12345;
         bool ok = s3_mtime_parse(out, &back);
         if (!ok || back != samples[i])
-            print_error("%lld -> '%s' -> %lld (ok %d)\n", (long long)samples[i], out, (long long)back, ok);
+            print_error("%lld -> '%s' -> %lld (ok %d)\n", (long long)samples[i], out,
+                        (long long)back, ok);
         assert_true(ok);
         assert_true(back == samples[i]);
     }

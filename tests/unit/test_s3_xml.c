@@ -175,11 +175,13 @@ static const char page_plain[] =
     "        <StorageClass>GLACIER</StorageClass>\n"
     "    </Contents>\n"
     "    <Contents><Key>a+b.txt</Key><LastModified>2023-11-05T08:00:01.5Z</LastModified>"
-    "<ETag>&quot;1&quot;</ETag><Size>18446744073709551615</Size><StorageClass>STANDARD</StorageClass>"
+    "<ETag>&quot;1&quot;</ETag><Size>18446744073709551615</Size><StorageClass>STANDARD</"
+    "StorageClass>"
     "<ChecksumAlgorithm>SHA256</ChecksumAlgorithm></Contents>\n"
     "    <Contents><Key>100%.csv</Key><Size>5</Size></Contents>\n"
     "    <Contents><Key>R&amp;D/plan &lt;v2&gt;.txt</Key><Size>6</Size></Contents>\n"
-    "    <Contents><Key>\xed\x95\x9c\xea\xb8\x80/caf\xc3\xa9 \xf0\x9f\x93\xb7.jpg</Key><Size>7</Size></Contents>\n"
+    "    <Contents><Key>\xed\x95\x9c\xea\xb8\x80/caf\xc3\xa9 "
+    "\xf0\x9f\x93\xb7.jpg</Key><Size>7</Size></Contents>\n"
     "    <Contents><Key>x%2By</Key><Size>8</Size></Contents>\n"
     "</ListBucketResult>\n";
 
@@ -364,7 +366,8 @@ static void test_list_truncated_page(void **state)
         "<ListBucketResult xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">"
         "<Name>bucket</Name><Prefix>backups/</Prefix>"
         "<ContinuationToken>1ueGcxLPRx1Tr/XYExHnhbYLgveDs2J/wm36Hy4vbOwM=</ContinuationToken>"
-        "<NextContinuationToken>1w41l63U0xa8q7smH50vCxyTQqdxo69O3EmK28Bi5PcROI4wI/EyIJg==</NextContinuationToken>"
+        "<NextContinuationToken>1w41l63U0xa8q7smH50vCxyTQqdxo69O3EmK28Bi5PcROI4wI/EyIJg==</"
+        "NextContinuationToken>"
         "<KeyCount>2</KeyCount><MaxKeys>2</MaxKeys><EncodingType>url</EncodingType>"
         "<IsTruncated>true</IsTruncated>"
         "<Contents><Key>backups/a</Key><Size>1</Size></Contents>"
@@ -715,7 +718,8 @@ static void test_list_hostile_sizes(void **state)
     s3_list_parser_free(p);
 
     /* a text node of exactly the maximum passes, fed in small pieces */
-    const char *tok_head = "<ListBucketResult><IsTruncated>true</IsTruncated><NextContinuationToken>";
+    const char *tok_head =
+        "<ListBucketResult><IsTruncated>true</IsTruncated><NextContinuationToken>";
     const char *tok_tail = "</NextContinuationToken></ListBucketResult>";
     for (size_t extra = 0; extra < 2; extra++) {
         char *tok = repeat(tok_head, 't', S3_XML_TEXT_MAX + extra, tok_tail);
@@ -736,9 +740,9 @@ static void test_list_hostile_sizes(void **state)
     assert_non_null(p);
     s3_xml_mem_stats(&before);
     err_clear(&e);
-    assert_int_equal(feed_repeated(p, "<ListBucketResult><Contents id=\"", 'y', (size_t)100 << 20,
-                                   &e),
-                     ERR_PROTO);
+    assert_int_equal(
+        feed_repeated(p, "<ListBucketResult><Contents id=\"", 'y', (size_t)100 << 20, &e),
+        ERR_PROTO);
     assert_non_null(strstr(e.msg, "tag longer than"));
     s3_xml_mem_stats(&after);
     assert_true(after.peak_bytes - before.live_bytes < 512 * 1024);
@@ -797,14 +801,14 @@ static void test_list_memory_flat(void **state)
                             "<EncodingType>url</EncodingType><IsTruncated>false</IsTruncated>",
                             (unsigned long long)total);
     for (uint64_t i = 0; i < total; i++) {
-        len += (size_t)snprintf(body + len, sizeof(body) - len,
-                                "<Contents><Key>backup%%2F2024%%2Ffile-%08llu+with%%2Bplus.dat</Key>"
-                                "<LastModified>2024-05-01T10:11:12.000Z</LastModified>"
-                                "<ETag>&quot;%032llx&quot;</ETag><Size>%llu</Size>"
-                                "<Owner><ID>0123456789abcdef</ID></Owner>"
-                                "<StorageClass>STANDARD</StorageClass></Contents>\n",
-                                (unsigned long long)i, (unsigned long long)i * 7919,
-                                (unsigned long long)i);
+        len += (size_t)snprintf(
+            body + len, sizeof(body) - len,
+            "<Contents><Key>backup%%2F2024%%2Ffile-%08llu+with%%2Bplus.dat</Key>"
+            "<LastModified>2024-05-01T10:11:12.000Z</LastModified>"
+            "<ETag>&quot;%032llx&quot;</ETag><Size>%llu</Size>"
+            "<Owner><ID>0123456789abcdef</ID></Owner>"
+            "<StorageClass>STANDARD</StorageClass></Contents>\n",
+            (unsigned long long)i, (unsigned long long)i * 7919, (unsigned long long)i);
         if (len > sizeof(body) - 1024 || i + 1 == total) {
             /* hand it over in uneven pieces, as a network would */
             size_t off = 0;
@@ -880,24 +884,26 @@ static void test_error_documents(void **state)
     assert_string_equal(er.code, "AccessDenied");
     assert_string_equal(er.host_id, "Uuag1LuByRx9e6j5Onimru9pO4ZVKnJ2Qz7/C1NPcfTWAtRPfTaOFg==");
 
-    const char *sig = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
-                      "<Error><Code>SignatureDoesNotMatch</Code><Message>The request signature we "
-                      "calculated does not match the signature you provided. Check your key and "
-                      "signing method.</Message><AWSAccessKeyId>AKIAIOSFODNN7EXAMPLE</AWSAccessKeyId>"
-                      "<StringToSign>AWS4-HMAC-SHA256\n20130524T000000Z\n"
-                      "20130524/us-east-1/s3/aws4_request\nabc</StringToSign>"
-                      "<SignatureProvided>f0e8bdb87c964420e857bd35b5d6ed310bd44f0170aba48dd91039c6036bdb41"
-                      "</SignatureProvided><StringToSignBytes>41 57 53</StringToSignBytes>"
-                      "<CanonicalRequest>GET\n/test.txt\n\nhost:examplebucket.s3.amazonaws.com"
-                      "</CanonicalRequest><RequestId>7E1A</RequestId><HostId>h</HostId></Error>";
+    const char *sig =
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+        "<Error><Code>SignatureDoesNotMatch</Code><Message>The request signature we "
+        "calculated does not match the signature you provided. Check your key and "
+        "signing method.</Message><AWSAccessKeyId>AKIAIOSFODNN7EXAMPLE</AWSAccessKeyId>"
+        "<StringToSign>AWS4-HMAC-SHA256\n20130524T000000Z\n"
+        "20130524/us-east-1/s3/aws4_request\nabc</StringToSign>"
+        "<SignatureProvided>f0e8bdb87c964420e857bd35b5d6ed310bd44f0170aba48dd91039c6036bdb41"
+        "</SignatureProvided><StringToSignBytes>41 57 53</StringToSignBytes>"
+        "<CanonicalRequest>GET\n/test.txt\n\nhost:examplebucket.s3.amazonaws.com"
+        "</CanonicalRequest><RequestId>7E1A</RequestId><HostId>h</HostId></Error>";
     assert_int_equal(s3_xml_parse_error(sig, strlen(sig), &er), S3_XML_ERROR_DOC);
     assert_string_equal(er.code, "SignatureDoesNotMatch");
     assert_non_null(strstr(er.message, "does not match the signature you provided"));
     assert_string_equal(er.request_id, "7E1A");
 
-    const char *redirect = "<Error><Code>PermanentRedirect</Code><Message>use the endpoint</Message>"
-                           "<Endpoint>b.s3.eu-west-1.amazonaws.com</Endpoint><Bucket>b</Bucket>"
-                           "<Region>eu-west-1</Region></Error>";
+    const char *redirect =
+        "<Error><Code>PermanentRedirect</Code><Message>use the endpoint</Message>"
+        "<Endpoint>b.s3.eu-west-1.amazonaws.com</Endpoint><Bucket>b</Bucket>"
+        "<Region>eu-west-1</Region></Error>";
     assert_int_equal(s3_xml_parse_error(redirect, strlen(redirect), &er), S3_XML_ERROR_DOC);
     assert_string_equal(er.endpoint, "b.s3.eu-west-1.amazonaws.com");
     assert_string_equal(er.region, "eu-west-1");
@@ -945,13 +951,15 @@ static void test_initiate(void **state)
     struct s3_xml_error er;
     struct err e;
     err_clear(&e);
-    const char *body = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
-                       "<InitiateMultipartUploadResult xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">"
-                       "<Bucket>example-bucket</Bucket><Key>example-object</Key>"
-                       "<UploadId>VXBsb2FkIElEIGZvciA2aWWpbmcncyBteS1tb3ZpZS5tMnRzIHVwbG9hZA</UploadId>"
-                       "</InitiateMultipartUploadResult>";
+    const char *body =
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+        "<InitiateMultipartUploadResult xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">"
+        "<Bucket>example-bucket</Bucket><Key>example-object</Key>"
+        "<UploadId>VXBsb2FkIElEIGZvciA2aWWpbmcncyBteS1tb3ZpZS5tMnRzIHVwbG9hZA</UploadId>"
+        "</InitiateMultipartUploadResult>";
     assert_int_equal(s3_xml_parse_initiate(body, strlen(body), &ini, &er, &e), 0);
-    assert_string_equal(ini.upload_id, "VXBsb2FkIElEIGZvciA2aWWpbmcncyBteS1tb3ZpZS5tMnRzIHVwbG9hZA");
+    assert_string_equal(ini.upload_id,
+                        "VXBsb2FkIElEIGZvciA2aWWpbmcncyBteS1tb3ZpZS5tMnRzIHVwbG9hZA");
 
     const char *missing = "<InitiateMultipartUploadResult><Bucket>b</Bucket>"
                           "</InitiateMultipartUploadResult>";
@@ -971,8 +979,7 @@ static void test_initiate(void **state)
     assert_string_equal(er.code, "AccessDenied");
     assert_string_equal(ini.upload_id, "");
     /* errdoc may be NULL */
-    assert_int_equal(s3_xml_parse_initiate(error, strlen(error), &ini, NULL, &e),
-                     S3_XML_ERROR_DOC);
+    assert_int_equal(s3_xml_parse_initiate(error, strlen(error), &ini, NULL, &e), S3_XML_ERROR_DOC);
 
     char *longid = repeat("<InitiateMultipartUploadResult><UploadId>", 'u', S3_XML_UPLOAD_ID_MAX,
                           "</UploadId></InitiateMultipartUploadResult>");
@@ -989,13 +996,14 @@ static void test_complete(void **state)
     struct err e;
     err_clear(&e);
     /* S3 sends whitespace while it works, then the result */
-    const char *ok = "\n \n \n<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
-                     "<CompleteMultipartUploadResult xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">"
-                     "<Location>http://Example-Bucket.s3.amazonaws.com/Example-Object</Location>"
-                     "<Bucket>Example-Bucket</Bucket><Key>Example-Object</Key>"
-                     "<ETag>\"3858f62230ac3c915f300c664312c11f-9\"</ETag>"
-                     "<ChecksumSHA256>n4bQgYhMfWWaL+qgxVrQFaO/TxsrC4Is0V1sFbDwCgg=-9</ChecksumSHA256>"
-                     "</CompleteMultipartUploadResult>";
+    const char *ok =
+        "\n \n \n<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+        "<CompleteMultipartUploadResult xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">"
+        "<Location>http://Example-Bucket.s3.amazonaws.com/Example-Object</Location>"
+        "<Bucket>Example-Bucket</Bucket><Key>Example-Object</Key>"
+        "<ETag>\"3858f62230ac3c915f300c664312c11f-9\"</ETag>"
+        "<ChecksumSHA256>n4bQgYhMfWWaL+qgxVrQFaO/TxsrC4Is0V1sFbDwCgg=-9</ChecksumSHA256>"
+        "</CompleteMultipartUploadResult>";
     assert_int_equal(s3_xml_parse_complete(ok, strlen(ok), &c, &er, &e), 0);
     assert_string_equal(c.etag, "3858f62230ac3c915f300c664312c11f-9");
     assert_string_equal(c.checksum_sha256, "n4bQgYhMfWWaL+qgxVrQFaO/TxsrC4Is0V1sFbDwCgg=-9");

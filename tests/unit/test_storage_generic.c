@@ -39,7 +39,7 @@
 struct mem {
     const char *const *keys; /* what list_next plays, in this order */
     size_t nkeys;
-    int commit_result;       /* what write_commit returns */
+    int commit_result; /* what write_commit returns */
     /* calls that reached the driver */
     int list_open, list_next, list_close, stat, read_open, read, read_close;
     int write_open, write, commit, abort, remove, copy_from, check_root, close;
@@ -111,8 +111,8 @@ static int mem_stat(struct storage *st, const char *key, struct storage_entry *e
     return 0;
 }
 
-static int mem_read_open(struct storage *st, const char *key, uint64_t offset, int64_t length, void **state,
-                         struct storage_entry *ent, struct err *e)
+static int mem_read_open(struct storage *st, const char *key, uint64_t offset, int64_t length,
+                         void **state, struct storage_entry *ent, struct err *e)
 {
     (void)key;
     (void)length;
@@ -160,8 +160,8 @@ static void mem_read_close(void *state)
     handle_free(h);
 }
 
-static int mem_write_open(struct storage *st, const char *key, const struct storage_write_opts *opts,
-                          void **state, struct err *e)
+static int mem_write_open(struct storage *st, const char *key,
+                          const struct storage_write_opts *opts, void **state, struct err *e)
 {
     (void)e;
     assert_non_null(opts); /* the generic layer fills defaults */
@@ -216,8 +216,8 @@ static int mem_remove(struct storage *st, const char *key, struct err *e)
     return 0;
 }
 
-static int mem_copy_from(struct storage *dst, const char *dst_key, struct storage *src, const char *src_key,
-                         const struct storage_entry *src_ent, struct err *e)
+static int mem_copy_from(struct storage *dst, const char *dst_key, struct storage *src,
+                         const char *src_key, const struct storage_entry *src_ent, struct err *e)
 {
     (void)dst_key;
     (void)src;
@@ -307,8 +307,8 @@ static const struct storage_driver mem_nocopy_driver = {
     .close = mem_close,
 };
 
-static struct storage *mem_open(struct mem *m, const struct storage_driver *drv, const char *display,
-                                const char *endpoint)
+static struct storage *mem_open(struct mem *m, const struct storage_driver *drv,
+                                const char *display, const char *endpoint)
 {
     buf_init(&m->committed, 0);
     struct storage *st = storage_new(drv, display, endpoint, m);
@@ -366,7 +366,8 @@ static void heap_calibrate(void)
 
 /* Play keys through the generic layer; returns what the last call returned
  * and how many entries came out before it. */
-static int play(const char *display, const char *const *keys, size_t n, size_t *accepted, struct err *e)
+static int play(const char *display, const char *const *keys, size_t n, size_t *accepted,
+                struct err *e)
 {
     struct mem m = {.keys = keys, .nkeys = n};
     struct storage *st = mem_open(&m, &mem_driver, display, "mem://ep");
@@ -433,10 +434,10 @@ static void test_sorted_edge_cases_accepted(void **state)
         "photos.zip",
         "photos/x",
         "z\x7f",
-        "\xc3\xa9",          /* é: UTF-8 bytes sort after all ASCII */
+        "\xc3\xa9", /* é: UTF-8 bytes sort after all ASCII */
         "\xc3\xa9/x",
-        "\xe2\x82\xac",      /* € */
-        "\xf0\x9f\x98\x80",  /* 😀 */
+        "\xe2\x82\xac",     /* € */
+        "\xf0\x9f\x98\x80", /* 😀 */
     };
     size_t n = sizeof(keys) / sizeof(keys[0]);
     size_t accepted;
@@ -644,7 +645,8 @@ static void test_write_commit_frees_writer(void **state)
         storage_write_abort(w);
         size_t after_abort = heap_in_use();
         if (after_ok != before || after_fail != before || after_abort != before)
-            print_error("heap in use: %zu before, %zu after commit, %zu after failed commit, %zu after abort\n",
+            print_error("heap in use: %zu before, %zu after commit, %zu after failed commit, %zu "
+                        "after abort\n",
                         before, after_ok, after_fail, after_abort);
         assert_int_equal(after_ok, before);
         assert_int_equal(after_fail, before);
@@ -842,7 +844,8 @@ int main(int argc, char **argv)
     if (!getenv("ARCA_TEST_REEXEC")) {
         char tun[1024];
         const char *old = getenv("GLIBC_TUNABLES");
-        snprintf(tun, sizeof(tun), "%s%sglibc.malloc.tcache_count=0", old ? old : "", old && *old ? ":" : "");
+        snprintf(tun, sizeof(tun), "%s%sglibc.malloc.tcache_count=0", old ? old : "",
+                 old && *old ? ":" : "");
         setenv("GLIBC_TUNABLES", tun, 1);
         setenv("ARCA_TEST_REEXEC", "1", 1);
         execv("/proc/self/exe", argv);

@@ -227,35 +227,50 @@ static void log_capture(const char *line, void *ctx)
 /* ---- listing order ----------------------------------------------------- */
 
 static const char *const trap_files[] = {
-    "photos/x",      "photos.zip", "photos-2/q", "photos/y/z",      "a/b",
-    "a0",            "a-b",        "a.txt",      "a/c/d",           "b c/d e.txt",
-    "deep/1/2/3/f",  "e/1",        "z~",         "\xc3\xa9/1",      "\xe2\x82\xac.txt",
-    "A",             "0",          "x",          "x.y/z",           "ab.c",
+    "photos/x",
+    "photos.zip",
+    "photos-2/q",
+    "photos/y/z",
+    "a/b",
+    "a0",
+    "a-b",
+    "a.txt",
+    "a/c/d",
+    "b c/d e.txt",
+    "deep/1/2/3/f",
+    "e/1",
+    "z~",
+    "\xc3\xa9/1",
+    "\xe2\x82\xac.txt",
+    "A",
+    "0",
+    "x",
+    "x.y/z",
+    "ab.c",
     "ab/x",
 };
 
-static const char *const trap_sorted =
-    "0\n"
-    "A\n"
-    "a-b\n"
-    "a.txt\n"
-    "a/b\n"
-    "a/c/d\n"
-    "a0\n"
-    "ab.c\n"
-    "ab/x\n"
-    "b c/d e.txt\n"
-    "deep/1/2/3/f\n"
-    "e/1\n"
-    "photos-2/q\n"
-    "photos.zip\n"
-    "photos/x\n"
-    "photos/y/z\n"
-    "x\n"
-    "x.y/z\n"
-    "z~\n"
-    "\xc3\xa9/1\n"
-    "\xe2\x82\xac.txt\n";
+static const char *const trap_sorted = "0\n"
+                                       "A\n"
+                                       "a-b\n"
+                                       "a.txt\n"
+                                       "a/b\n"
+                                       "a/c/d\n"
+                                       "a0\n"
+                                       "ab.c\n"
+                                       "ab/x\n"
+                                       "b c/d e.txt\n"
+                                       "deep/1/2/3/f\n"
+                                       "e/1\n"
+                                       "photos-2/q\n"
+                                       "photos.zip\n"
+                                       "photos/x\n"
+                                       "photos/y/z\n"
+                                       "x\n"
+                                       "x.y/z\n"
+                                       "z~\n"
+                                       "\xc3\xa9/1\n"
+                                       "\xe2\x82\xac.txt\n";
 
 static void put_traps(struct fixture *f)
 {
@@ -297,8 +312,7 @@ static void test_order_traps(void **state)
         assert_int_equal(ent.type, STORAGE_TYPE_FILE);
         assert_int_equal(ent.size, strlen(ent.key)); /* content is the key */
         assert_int_equal(ent.mode, 0644);
-        assert_true(ent.mtime_ns ==
-                    (int64_t)sb.st_mtim.tv_sec * 1000000000 + sb.st_mtim.tv_nsec);
+        assert_true(ent.mtime_ns == (int64_t)sb.st_mtim.tv_sec * 1000000000 + sb.st_mtim.tv_nsec);
         assert_null(ent.link_target);
         assert_string_equal(ent.md5, "");
         storage_entry_clear(&ent);
@@ -426,8 +440,8 @@ static void test_root_checks(void **state)
     assert_string_equal(storage_display(st), "missing-src");
     assert_int_equal(storage_hashes(st), 0);
     assert_int_equal(storage_features(st),
-                     STORAGE_FEATURE_RANGE_READ | STORAGE_FEATURE_MTIME |
-                         STORAGE_FEATURE_SYMLINK | STORAGE_FEATURE_LIST_MTIME);
+                     STORAGE_FEATURE_RANGE_READ | STORAGE_FEATURE_MTIME | STORAGE_FEATURE_SYMLINK |
+                         STORAGE_FEATURE_LIST_MTIME | STORAGE_FEATURE_CHEAP_REREAD);
     assert_int_equal(storage_check_root(st, false, false, &e), ERR_NOT_FOUND);
     assert_string_equal(e.msg, "source 'missing-src' does not exist; check the path");
     assert_int_equal(storage_check_root(st, true, false, &e), ERR_NOT_FOUND);

@@ -31,7 +31,8 @@ static void expect_size(const char *s, uint64_t want)
         print_error("'%s': %s\n", s, e.msg);
     assert_int_equal(r, 0);
     if (v != want)
-        print_error("'%s': got %llu, want %llu\n", s, (unsigned long long)v, (unsigned long long)want);
+        print_error("'%s': got %llu, want %llu\n", s, (unsigned long long)v,
+                    (unsigned long long)want);
     assert_true(v == want);
 }
 
@@ -45,7 +46,8 @@ static void expect_rate(const char *s, uint64_t want)
         print_error("'%s': %s\n", s, e.msg);
     assert_int_equal(r, 0);
     if (v != want)
-        print_error("'%s': got %llu, want %llu\n", s, (unsigned long long)v, (unsigned long long)want);
+        print_error("'%s': got %llu, want %llu\n", s, (unsigned long long)v,
+                    (unsigned long long)want);
     assert_true(v == want);
 }
 

@@ -463,9 +463,15 @@ static int local_level_load(struct local_level *lv, const char *filter)
             continue;
         unsigned char kind;
         switch (de->d_type) {
-        case DT_REG: kind = LOCAL_KIND_FILE; break;
-        case DT_DIR: kind = LOCAL_KIND_DIR; break;
-        case DT_LNK: kind = LOCAL_KIND_LINK; break;
+        case DT_REG:
+            kind = LOCAL_KIND_FILE;
+            break;
+        case DT_DIR:
+            kind = LOCAL_KIND_DIR;
+            break;
+        case DT_LNK:
+            kind = LOCAL_KIND_LINK;
+            break;
         case DT_UNKNOWN: {
             struct stat sb;
             if (fstatat(lv->fd, nm, &sb, AT_SYMLINK_NOFOLLOW) < 0) {
@@ -483,7 +489,9 @@ static int local_level_load(struct local_level *lv, const char *filter)
             }
             break;
         }
-        default: kind = LOCAL_KIND_OTHER; break;
+        default:
+            kind = LOCAL_KIND_OTHER;
+            break;
         }
         if (n == cap) {
             size_t ncap = cap ? cap * 2 : 64;
@@ -997,8 +1005,8 @@ static int local_write_open(struct storage *st, const char *key,
         int bl = (int)(blen < room ? blen : room);
         snprintf(w->tmp, sizeof(w->tmp), ".%.*s" LOCAL_TMP_MARK "%016llx", bl, w->base,
                  (unsigned long long)local_random64());
-        w->fd = openat(w->dirfd, w->tmp, O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC,
-                       0600);
+        w->fd =
+            openat(w->dirfd, w->tmp, O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0600);
         if (w->fd >= 0)
             break;
         int en = errno;
@@ -1079,8 +1087,7 @@ static int local_write_commit(void *state, struct err *e)
     }
     renamed = true;
     if (fsync(w->dirfd) < 0 && errno != EINVAL && errno != EROFS) {
-        r = local_errno_n(p, e, errno, "sync the directory of", w->key,
-                          (size_t)(w->base - w->key));
+        r = local_errno_n(p, e, errno, "sync the directory of", w->key, (size_t)(w->base - w->key));
         goto out;
     }
 out:
@@ -1144,8 +1151,8 @@ static int local_remove(struct storage *st, const char *key, struct err *e)
             r = err_set(e, ERR_NOT_FOUND, "cannot remove '%s%s%s': it does not exist", p->root,
                         p->sep, key);
         else if (errno == EISDIR)
-            r = err_set(e, ERR_USAGE, "cannot remove '%s%s%s': it is a directory", p->root,
-                        p->sep, key);
+            r = err_set(e, ERR_USAGE, "cannot remove '%s%s%s': it is a directory", p->root, p->sep,
+                        key);
         else
             r = local_errno(p, e, errno, "remove", key);
         goto out;
@@ -1234,8 +1241,7 @@ static const struct storage_driver local_driver = {
     .close = local_close,
 };
 
-int local_storage_open(const char *root, const char *display, struct storage **out,
-                       struct err *e)
+int local_storage_open(const char *root, const char *display, struct storage **out, struct err *e)
 {
     struct local_priv *p = NULL;
     *out = NULL;

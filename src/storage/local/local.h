@@ -48,7 +48,6 @@ struct storage;
  * as the user typed it (NULL: root). Does not touch the filesystem.
  * On success *out is owned by the caller (storage_close). ERR_USAGE for an
  * empty root, ERR_NOMEM. */
-int local_storage_open(const char *root, const char *display, struct storage **out,
-                       struct err *e);
+int local_storage_open(const char *root, const char *display, struct storage **out, struct err *e);
 
 #endif

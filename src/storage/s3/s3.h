@@ -39,14 +39,14 @@ struct s3_options {
     uint64_t part_size;            /* 0: 16 MiB; grows to fit 10,000 parts */
     int upload_concurrency;        /* parts in flight per file; 0: 4 */
     enum s3_checksum checksum;
-    int max_attempts;              /* per request; 0: 10 */
-    double retry_deadline;         /* seconds to keep retrying one request; 0: 30 */
-    double connect_timeout;        /* seconds; 0: 10 */
-    double low_speed_time;         /* abort a transfer stalled this long; 0: 60 */
-    bool create_bucket;            /* check_root(create) may create a missing bucket */
-    uint64_t copy_cutoff;          /* server-side copies above this size use
-                                      UploadPartCopy in parts of this size;
-                                      0: 5 GiB (CopyObject's limit) */
+    int max_attempts;       /* per request; 0: 10 */
+    double retry_deadline;  /* seconds to keep retrying one request; 0: 30 */
+    double connect_timeout; /* seconds; 0: 10 */
+    double low_speed_time;  /* abort a transfer stalled this long; 0: 60 */
+    bool create_bucket;     /* check_root(create) may create a missing bucket */
+    uint64_t copy_cutoff;   /* server-side copies above this size use
+                               UploadPartCopy in parts of this size;
+                               0: 5 GiB (CopyObject's limit) */
 };
 
 /* Open bucket/prefix. display names it in messages ("s3://b/p"). Copies

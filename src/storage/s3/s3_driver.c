@@ -63,7 +63,8 @@ static int parse_endpoint(struct s3 *s3, const char *ep, struct err *e)
 {
     const char *p = strstr(ep, "://");
     if (!p)
-        return err_set(e, ERR_USAGE, "endpoint '%s' needs a scheme; write it as https://host[:port]", ep);
+        return err_set(e, ERR_USAGE,
+                       "endpoint '%s' needs a scheme; write it as https://host[:port]", ep);
     size_t sl = (size_t)(p - ep);
     if (!((sl == 4 && !strncasecmp(ep, "http", 4)) || (sl == 5 && !strncasecmp(ep, "https", 5))))
         return err_set(e, ERR_USAGE, "endpoint '%s' must start with http:// or https://", ep);
@@ -76,9 +77,15 @@ static int parse_endpoint(struct s3 *s3, const char *ep, struct err *e)
     if (*rest == '/' && rest[1] == '\0')
         rest++;
     if (*rest)
-        return err_set(e, ERR_USAGE, "endpoint '%s' must not have a path; put the bucket in the remote (s3://bucket/prefix)", ep);
+        return err_set(
+            e, ERR_USAGE,
+            "endpoint '%s' must not have a path; put the bucket in the remote (s3://bucket/prefix)",
+            ep);
     if (hl == 0 || memchr(h, '@', hl))
-        return err_set(e, ERR_USAGE, "endpoint '%s' has no host (or holds credentials, which belong in the config file or environment)", ep);
+        return err_set(e, ERR_USAGE,
+                       "endpoint '%s' has no host (or holds credentials, which belong in the "
+                       "config file or environment)",
+                       ep);
     s3->host = strndup(h, hl);
     if (!s3->scheme || !s3->host)
         return ERR_NOMEM;
@@ -109,7 +116,8 @@ int s3_storage_open(const struct s3_options *o, const char *bucket, const char *
     struct s3 *s3 = calloc(1, sizeof(*s3));
     if (!s3)
         return err_set(e, ERR_NOMEM, "out of memory");
-    if (!o->access_key_id || !*o->access_key_id || !o->secret_access_key || !*o->secret_access_key) {
+    if (!o->access_key_id || !*o->access_key_id || !o->secret_access_key ||
+        !*o->secret_access_key) {
         r = err_set(e, ERR_AUTH,
                     "no credentials for '%s'; set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or "
                     "access_key_id and secret_access_key in the remote's config section",
@@ -140,10 +148,12 @@ int s3_storage_open(const struct s3_options *o, const char *bucket, const char *
     }
     s3->access_key_id = strdup(o->access_key_id);
     s3->secret_access_key = strdup(o->secret_access_key);
-    s3->session_token = dup_or_null(o->session_token && *o->session_token ? o->session_token : NULL);
+    s3->session_token =
+        dup_or_null(o->session_token && *o->session_token ? o->session_token : NULL);
     s3->ca_cert = dup_or_null(o->ca_cert);
     if (o->ca_cert && access(o->ca_cert, R_OK) != 0) {
-        r = err_set(e, ERR_CONFIG, "cannot read CA certificate file '%s': %s; give a PEM file with --ca-cert",
+        r = err_set(e, ERR_CONFIG,
+                    "cannot read CA certificate file '%s': %s; give a PEM file with --ca-cert",
                     o->ca_cert, strerror(errno));
         goto fail;
     }
@@ -166,7 +176,8 @@ int s3_storage_open(const struct s3_options *o, const char *bucket, const char *
     }
     s3->part_size = o->part_size ? o->part_size : 16u * 1024 * 1024;
     if (s3->part_size < S3_MIN_PART_SIZE) {
-        r = err_set(e, ERR_USAGE, "part size %llu is below S3's minimum of 5 MiB; use --s3-part-size 5M or more",
+        r = err_set(e, ERR_USAGE,
+                    "part size %llu is below S3's minimum of 5 MiB; use --s3-part-size 5M or more",
                     (unsigned long long)s3->part_size);
         goto fail;
     }
@@ -189,7 +200,8 @@ int s3_storage_open(const struct s3_options *o, const char *bucket, const char *
         log_add_secret(s3->session_token);
 
     char endpoint_id[1024];
-    snprintf(endpoint_id, sizeof(endpoint_id), "s3 %s://%s %s", s3->scheme, s3->host, s3->access_key_id);
+    snprintf(endpoint_id, sizeof(endpoint_id), "s3 %s://%s %s", s3->scheme, s3->host,
+             s3->access_key_id);
     *out = storage_new(&s3_driver, display, endpoint_id, s3);
     if (!*out) {
         s3_share_free(s3);
@@ -214,8 +226,8 @@ static void s3_close(struct storage *st)
 struct s3_list {
     struct s3 *s3;
     char *full_prefix;
-    size_t strip;        /* length of the root prefix to cut from keys */
-    char *token;         /* continuation token, owned */
+    size_t strip; /* length of the root prefix to cut from keys */
+    char *token;  /* continuation token, owned */
     bool last_page;
     struct storage_entry page[S3_LIST_PAGE];
     size_t n, idx;
@@ -298,8 +310,12 @@ static int list_fetch(struct s3_list *l, struct err *e)
     q[nq++] = (struct s3_kv){"max-keys", "1000"};
     if (l->token)
         q[nq++] = (struct s3_kv){"continuation-token", l->token};
-    struct s3_req req = {.method = "GET", .query = q, .nquery = nq, .on_body = list_body,
-                         .on_attempt = list_attempt, .ctx = l};
+    struct s3_req req = {.method = "GET",
+                         .query = q,
+                         .nquery = nq,
+                         .on_body = list_body,
+                         .on_attempt = list_attempt,
+                         .ctx = l};
     struct s3_resp resp;
     s3_resp_init(&resp);
     char what[512];
@@ -309,8 +325,9 @@ static int list_fetch(struct s3_list *l, struct err *e)
     if (r)
         return r;
 
-    bool encoded = l->body.len && memmem(l->body.data, l->body.len, "<EncodingType>url</EncodingType>",
-                                         strlen("<EncodingType>url</EncodingType>")) != NULL;
+    bool encoded =
+        l->body.len && memmem(l->body.data, l->body.len, "<EncodingType>url</EncodingType>",
+                              strlen("<EncodingType>url</EncodingType>")) != NULL;
     struct s3_list_parser *p = s3_list_parser_new(encoded, list_entry_cb, l);
     if (!p)
         return err_set(e, ERR_NOMEM, "out of memory listing '%s'", s3->display);
@@ -458,10 +475,11 @@ static int s3_create_bucket(struct s3 *s3, struct err *e)
     struct buf body = BUF_INIT(4096);
     int r = 0;
     if (strcmp(s3->region, "us-east-1") && strcmp(s3->region, "auto"))
-        r = buf_printf(&body,
-                       "<CreateBucketConfiguration xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">"
-                       "<LocationConstraint>%s</LocationConstraint></CreateBucketConfiguration>",
-                       s3->region);
+        r = buf_printf(
+            &body,
+            "<CreateBucketConfiguration xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">"
+            "<LocationConstraint>%s</LocationConstraint></CreateBucketConfiguration>",
+            s3->region);
     if (r) {
         buf_release(&body);
         return err_set(e, ERR_NOMEM, "out of memory");
@@ -495,9 +513,10 @@ static int s3_check_root(struct storage *st, bool for_write, bool create, struct
     bool no_bucket = r == ERR_NOT_FOUND && !strcmp(resp.s3_code, "NoSuchBucket");
     s3_resp_release(&resp);
     if (r == ERR_NOT_FOUND && !no_bucket)
-        r = err_set(e, ERR_NOT_FOUND,
-                    "%s: bucket '%s' does not exist at '%s://%s'; create it or pass --create-bucket",
-                    what, s3->bucket, s3->scheme, s3->host);
+        r = err_set(
+            e, ERR_NOT_FOUND,
+            "%s: bucket '%s' does not exist at '%s://%s'; create it or pass --create-bucket", what,
+            s3->bucket, s3->scheme, s3->host);
     if (r == ERR_NOT_FOUND && create && s3->create_bucket) {
         err_clear(e);
         return s3_create_bucket(s3, e);
@@ -507,11 +526,11 @@ static int s3_check_root(struct storage *st, bool for_write, bool create, struct
 
 /* server-side copy */
 
-int s3_copy_from(struct storage *dst, const char *dst_key, struct storage *src,
-                 const char *src_key, const struct storage_entry *src_ent, struct err *e);
+int s3_copy_from(struct storage *dst, const char *dst_key, struct storage *src, const char *src_key,
+                 const struct storage_entry *src_ent, struct err *e);
 
-int s3_read_open(struct storage *st, const char *key, uint64_t offset, int64_t length,
-                 void **state, struct storage_entry *ent, struct err *e);
+int s3_read_open(struct storage *st, const char *key, uint64_t offset, int64_t length, void **state,
+                 struct storage_entry *ent, struct err *e);
 int s3_read(void *state, void *buf, size_t cap, size_t *got, struct err *e);
 void s3_read_close(void *state);
 int s3_write_open(struct storage *st, const char *key, const struct storage_write_opts *opts,

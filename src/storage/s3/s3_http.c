@@ -391,7 +391,8 @@ int s3_prepare(struct s3 *s3, CURL *h, const struct s3_req *req, struct curl_sli
                          (curl_off_t)(req->body || req->body_src ? req->body_len : 0));
     } else if (!strcmp(req->method, "POST")) {
         curl_easy_setopt(h, CURLOPT_POST, 1L);
-        curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)(req->body ? req->body_len : 0));
+        curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE,
+                         (curl_off_t)(req->body ? req->body_len : 0));
         curl_easy_setopt(h, CURLOPT_POSTFIELDS, req->body ? (const char *)req->body : "");
     } else {
         curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, req->method);
@@ -469,7 +470,7 @@ struct xfer {
     struct s3_resp *resp;
     size_t upload_pos;
     struct buf errbody;
-    int body_error; /* consumer asked to stop */
+    int body_error;                /* consumer asked to stop */
     struct storage_reader *src_rd; /* body_src's reader of this attempt */
     struct err src_err;            /* why reading body_src failed */
 };
@@ -560,14 +561,19 @@ int s3_error_from(struct s3 *s3, long status, const char *code, const char *mess
     if (status == 0) {
         if (curl_code == CURLE_ABORTED_BY_CALLBACK)
             return err_set(e, ERR_CANCELLED, "%s: interrupted", what);
-        if (curl_code == CURLE_PEER_FAILED_VERIFICATION ||
-            curl_code == CURLE_SSL_CACERT_BADFILE || curl_code == CURLE_SSL_CERTPROBLEM)
+        if (curl_code == CURLE_PEER_FAILED_VERIFICATION || curl_code == CURLE_SSL_CACERT_BADFILE ||
+            curl_code == CURLE_SSL_CERTPROBLEM)
             return err_set(e, ERR_TLS,
                            "%s: certificate of '%s' is not trusted (%s); pass --ca-cert FILE "
                            "with the issuing CA, or fix the server's certificate",
-                           what, ep, curl_detail && *curl_detail ? curl_detail : curl_easy_strerror(curl_code));
-        return err_set(e, ERR_NET, "%s: cannot reach '%s' (%s) after %d attempt%s in %.1f s; check the endpoint and that the server is running",
-                       what, ep, curl_detail && *curl_detail ? curl_detail : curl_easy_strerror(curl_code),
+                           what, ep,
+                           curl_detail && *curl_detail ? curl_detail
+                                                       : curl_easy_strerror(curl_code));
+        return err_set(e, ERR_NET,
+                       "%s: cannot reach '%s' (%s) after %d attempt%s in %.1f s; check the "
+                       "endpoint and that the server is running",
+                       what, ep,
+                       curl_detail && *curl_detail ? curl_detail : curl_easy_strerror(curl_code),
                        attempts, attempts == 1 ? "" : "s", elapsed);
     }
     if (c && (!strcmp(c, "SignatureDoesNotMatch") || !strcmp(c, "InvalidAccessKeyId") ||
@@ -586,9 +592,10 @@ int s3_error_from(struct s3 *s3, long status, const char *code, const char *mess
     if (status == 404)
         return err_set(e, ERR_NOT_FOUND, "%s: not found", what);
     if (status == 403 || (c && !strcmp(c, "AccessDenied")))
-        return err_set(e, ERR_PERM,
-                       "%s: access denied by '%s'%s%s%s; check that these credentials may use bucket '%s'",
-                       what, ep, c ? " (" : "", c ? c : "", c ? ")" : "", s3->bucket);
+        return err_set(
+            e, ERR_PERM,
+            "%s: access denied by '%s'%s%s%s; check that these credentials may use bucket '%s'",
+            what, ep, c ? " (" : "", c ? c : "", c ? ")" : "", s3->bucket);
     if (c && (!strcmp(c, "BadDigest") || !strcmp(c, "XAmzContentSHA256Mismatch") ||
               !strcmp(c, "InvalidDigest")))
         return err_set(e, ERR_IO,
@@ -597,9 +604,11 @@ int s3_error_from(struct s3 *s3, long status, const char *code, const char *mess
                        "was stored, it will be copied next run",
                        what, c);
     if (c && (!strcmp(c, "EntityTooLarge") || !strcmp(c, "QuotaExceeded")))
-        return err_set(e, ERR_IO, "%s: destination refused the data (%s: %s)", what, c, message ? message : "");
+        return err_set(e, ERR_IO, "%s: destination refused the data (%s: %s)", what, c,
+                       message ? message : "");
     if (status >= 500 || (c && (!strcmp(c, "SlowDown") || !strcmp(c, "InternalError"))))
-        return err_set(e, ERR_NET, "%s: '%s' answered %ld %s after %d attempt%s in %.1f s; try again later",
+        return err_set(e, ERR_NET,
+                       "%s: '%s' answered %ld %s after %d attempt%s in %.1f s; try again later",
                        what, ep, status, c ? c : "", attempts, attempts == 1 ? "" : "s", elapsed);
     return err_set(e, ERR_PROTO, "%s: '%s' answered %ld%s%s%s%s", what, ep, status, c ? " " : "",
                    c ? c : "", message && *message ? ": " : "", message ? message : "");
@@ -721,7 +730,8 @@ int s3_request(struct s3 *s3, const struct s3_req *req, struct s3_resp *resp, co
             }
         }
         if (x.body_error == ERR_PROTO && status >= 200 && status < 300 && !xe.code[0]) {
-            r = err_set(e, ERR_PROTO, "%s: response body larger than %d bytes", what, S3_SMALL_BODY_MAX);
+            r = err_set(e, ERR_PROTO, "%s: response body larger than %d bytes", what,
+                        S3_SMALL_BODY_MAX);
             goto out;
         }
         resp->status = status;

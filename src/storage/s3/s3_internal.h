@@ -22,10 +22,10 @@
 #define S3_ETAG_MAX 128
 
 struct s3 {
-    char *scheme;   /* "http" or "https" */
-    char *host;     /* endpoint host[:port] as sent (default port dropped) */
+    char *scheme; /* "http" or "https" */
+    char *host;   /* endpoint host[:port] as sent (default port dropped) */
     char *bucket;
-    char *prefix;   /* "" or ending in '/' */
+    char *prefix; /* "" or ending in '/' */
     char *region;
     char *access_key_id;
     char *secret_access_key;
@@ -45,30 +45,30 @@ struct s3 {
     long low_speed_time;
 
     pthread_mutex_t pool_lock;
-    CURL **pool;    /* idle easy handles, kept for connection reuse */
+    CURL **pool; /* idle easy handles, kept for connection reuse */
     size_t npool, pool_cap;
-    CURLSH *share;  /* DNS and TLS session cache shared by all handles */
+    CURLSH *share; /* DNS and TLS session cache shared by all handles */
     pthread_mutex_t share_locks[CURL_LOCK_DATA_LAST];
 };
 
 /* What one request sends. Keys are full object keys (prefix included). */
 struct s3_req {
     const char *method;
-    const char *key;                 /* NULL: bucket-level request */
+    const char *key; /* NULL: bucket-level request */
     const struct s3_kv *query;
     size_t nquery;
-    const struct s3_kv *headers;     /* extra signed headers */
+    const struct s3_kv *headers; /* extra signed headers */
     size_t nheaders;
-    const void *body;                /* PUT/POST body in memory, or NULL */
+    const void *body; /* PUT/POST body in memory, or NULL */
     size_t body_len;
     /* or a PUT body read anew on every attempt: body_len bytes from
      * body_offset of body_src (body is NULL then) */
     const struct storage_range_source *body_src;
     uint64_t body_offset;
-    const char *payload_sha256;      /* hex of body; NULL: computed here */
-    bool no_body_response;           /* HEAD */
-    bool cleanup;                    /* runs even after cancel_request(): aborting
-                                        a multipart upload must still happen */
+    const char *payload_sha256; /* hex of body; NULL: computed here */
+    bool no_body_response;      /* HEAD */
+    bool cleanup;               /* runs even after cancel_request(): aborting
+                                   a multipart upload must still happen */
     /* 2xx response body: streamed to on_body when set, else collected into
      * resp->body (bounded by S3_SMALL_BODY_MAX). on_attempt is called before
      * every attempt so a streaming consumer can start over. */
@@ -80,13 +80,13 @@ struct s3_req {
 struct s3_resp {
     long status;
     char etag[S3_ETAG_MAX];   /* quotes stripped */
-    int64_t content_length;  /* -1 unknown */
-    int64_t total_size;      /* from Content-Range "bytes a-b/TOTAL", else content_length */
-    int64_t mtime_ns;        /* x-amz-meta-mtime, or STORAGE_MTIME_UNKNOWN */
+    int64_t content_length;   /* -1 unknown */
+    int64_t total_size;       /* from Content-Range "bytes a-b/TOTAL", else content_length */
+    int64_t mtime_ns;         /* x-amz-meta-mtime, or STORAGE_MTIME_UNKNOWN */
     char checksum_sha256[64]; /* x-amz-checksum-sha256 (base64; "-N" when composite) */
-    char s3_code[64];        /* <Code> of an error document */
+    char s3_code[64];         /* <Code> of an error document */
     char s3_message[512];
-    struct buf body;         /* 2xx body when no on_body (caller releases) */
+    struct buf body; /* 2xx body when no on_body (caller releases) */
     int attempts;
 };
 

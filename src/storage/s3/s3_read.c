@@ -37,10 +37,10 @@ void s3_entry_from_resp(struct storage_entry *ent, const struct s3_resp *resp);
 
 struct s3_reader {
     struct s3 *s3;
-    char *key;       /* full key */
-    char *rel_key;   /* for messages */
-    uint64_t next;   /* absolute offset of the next byte the caller gets */
-    int64_t end;     /* absolute end (exclusive), -1 until known */
+    char *key;     /* full key */
+    char *rel_key; /* for messages */
+    uint64_t next; /* absolute offset of the next byte the caller gets */
+    int64_t end;   /* absolute end (exclusive), -1 until known */
     char etag[S3_ETAG_MAX];
     CURLM *multi;
     CURL *easy;
@@ -55,9 +55,9 @@ struct s3_reader {
     double started;
     char curl_detail[CURL_ERROR_SIZE];
     struct async_hash *verify; /* NULL when the read is not verified */
-    unsigned char expect[32]; /* expected digest */
+    unsigned char expect[32];  /* expected digest */
     unsigned expect_len;
-    const char *verify_what;  /* "sha256 checksum" or "md5 etag" */
+    const char *verify_what; /* "sha256 checksum" or "md5 etag" */
 };
 
 static size_t rd_header(char *data, size_t size, size_t n, void *ctx)
@@ -169,7 +169,8 @@ static int rd_pump(struct s3_reader *rd, bool want_headers, struct err *e)
         int running = 0;
         CURLMcode mc = curl_multi_perform(rd->multi, &running);
         if (mc != CURLM_OK)
-            return err_set(e, ERR_INTERNAL, "reading '%s': %s", rd->rel_key, curl_multi_strerror(mc));
+            return err_set(e, ERR_INTERNAL, "reading '%s': %s", rd->rel_key,
+                           curl_multi_strerror(mc));
         CURLMsg *msg;
         int left;
         while ((msg = curl_multi_info_read(rd->multi, &left))) {
@@ -201,7 +202,9 @@ static int rd_judge(struct s3_reader *rd, struct err *e)
     if (status >= 300 && rd->errbody.len)
         s3_xml_parse_error(rd->errbody.data, rd->errbody.len, &xe);
     if (status == 412)
-        return err_set(e, ERR_IO, "%s: the object changed while it was read; it will be copied next run", what);
+        return err_set(e, ERR_IO,
+                       "%s: the object changed while it was read; it will be copied next run",
+                       what);
     if (status == 416 && rd->next > 0 && rd->end < 0)
         return 0; /* nothing left: the resume asked past the end */
     CURLcode cr = rd->done ? rd->result : CURLE_OK;
@@ -211,8 +214,8 @@ static int rd_judge(struct s3_reader *rd, struct err *e)
         rd->attempts < rd->s3->max_attempts) {
         double delay = s3_retry_delay(rd->attempts, 0.5);
         if (elapsed + delay < rd->s3->retry_deadline) {
-            log_debug("%s: attempt %d ended (%ld %s); resuming at byte %" PRIu64, what, rd->attempts,
-                      status, curl_easy_strerror(cr), rd->next);
+            log_debug("%s: attempt %d ended (%ld %s); resuming at byte %" PRIu64, what,
+                      rd->attempts, status, curl_easy_strerror(cr), rd->next);
             s3_sleep(delay);
             return 1;
         }
@@ -242,7 +245,10 @@ void s3_read_close(void *state);
 
 static int unhex(char c)
 {
-    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+    return c >= '0' && c <= '9'   ? c - '0'
+           : c >= 'a' && c <= 'f' ? c - 'a' + 10
+           : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                  : -1;
 }
 
 /* Choose what a whole-object read is checked against (see the top). */
@@ -290,8 +296,8 @@ static int rd_verify_end(struct s3_reader *rd, struct err *e)
                    rd->rel_key, rd->s3->display, rd->verify_what);
 }
 
-int s3_read_open(struct storage *st, const char *key, uint64_t offset, int64_t length,
-                 void **state, struct storage_entry *ent, struct err *e)
+int s3_read_open(struct storage *st, const char *key, uint64_t offset, int64_t length, void **state,
+                 struct storage_entry *ent, struct err *e)
 {
     struct s3 *s3 = st->priv;
     struct s3_reader *rd = calloc(1, sizeof(*rd));

@@ -35,14 +35,14 @@ struct s3_part_job;
 
 struct s3_writer {
     struct s3 *s3;
-    char *key;        /* full key */
+    char *key; /* full key */
     char *rel_key;
-    char mtime[40];   /* x-amz-meta-mtime value or "" */
+    char mtime[40]; /* x-amz-meta-mtime value or "" */
     char content_type[128];
     uint64_t part_size;
-    char *cur;        /* part being filled */
+    char *cur; /* part being filled */
     size_t cur_len;
-    size_t cur_cap;   /* the first buffer is small when the size hint is */
+    size_t cur_cap; /* the first buffer is small when the size hint is */
     uint64_t total;
     char upload_id[S3_XML_UPLOAD_ID_MAX];
     struct s3_part *parts; /* index = part number - 1 */
@@ -53,7 +53,7 @@ struct s3_writer {
     int inflight;
     char **free_bufs; /* idle part buffers */
     int nfree;
-    int nbufs;        /* allocated part buffers */
+    int nbufs; /* allocated part buffers */
     int first_error;
     struct err error;
     pthread_t *threads;
@@ -68,7 +68,7 @@ struct s3_writer {
 struct s3_part_job {
     struct s3_writer *w;
     uint32_t number;
-    char *data;      /* buffered mode: the part; NULL in re-read mode */
+    char *data; /* buffered mode: the part; NULL in re-read mode */
     size_t len;
     uint64_t offset; /* re-read mode: where the part starts in the stream */
     char b64[64];    /* re-read mode: its checksum, computed as it passed */
@@ -81,8 +81,8 @@ struct s3_part_job {
  * a signed payload slowly). */
 static void checksum_header(const struct s3 *s3, const char *b64, struct s3_kv *h, size_t *nh)
 {
-    h[(*nh)++] = (struct s3_kv){s3->checksum == S3_CHECKSUM_MD5 ? "content-md5" : "x-amz-checksum-sha256",
-                                b64};
+    h[(*nh)++] = (struct s3_kv){
+        s3->checksum == S3_CHECKSUM_MD5 ? "content-md5" : "x-amz-checksum-sha256", b64};
 }
 
 static void body_checksums(const struct s3 *s3, const void *data, size_t len, struct s3_kv *h,
@@ -103,8 +103,8 @@ static void body_checksums(const struct s3 *s3, const void *data, size_t len, st
 /* Re-read mode: start hashing a part / finish it into base64. */
 static int part_hash_start(struct s3_writer *w)
 {
-    return EVP_DigestInit_ex(w->part_hash, w->s3->checksum == S3_CHECKSUM_MD5 ? EVP_md5() : EVP_sha256(),
-                             NULL)
+    return EVP_DigestInit_ex(w->part_hash,
+                             w->s3->checksum == S3_CHECKSUM_MD5 ? EVP_md5() : EVP_sha256(), NULL)
                ? 0
                : ERR_INTERNAL;
 }
@@ -148,8 +148,13 @@ static void *part_thread(void *arg)
     struct s3_kv q[] = {{"partNumber", num}, {"uploadId", w->upload_id}};
     struct s3_kv h[2];
     size_t nh = 0;
-    struct s3_req req = {.method = "PUT", .key = w->key, .query = q, .nquery = 2, .headers = h,
-                         .body = job->data, .body_len = job->len,
+    struct s3_req req = {.method = "PUT",
+                         .key = w->key,
+                         .query = q,
+                         .nquery = 2,
+                         .headers = h,
+                         .body = job->data,
+                         .body_len = job->len,
                          .payload_sha256 = S3_UNSIGNED_PAYLOAD};
     if (job->data) {
         body_checksums(s3, job->data, job->len, h, &nh, b64, sizeof(b64));
@@ -163,7 +168,8 @@ static void *part_thread(void *arg)
     struct s3_resp resp;
     s3_resp_init(&resp);
     char what[1200];
-    snprintf(what, sizeof(what), "uploading '%s' to '%s': part %u", w->rel_key, s3->display, job->number);
+    snprintf(what, sizeof(what), "uploading '%s' to '%s': part %u", w->rel_key, s3->display,
+             job->number);
     int r = s3_request(s3, &req, &resp, what, &e);
     if (!r && !resp.etag[0])
         r = err_set(&e, ERR_PROTO, "%s: no ETag in the answer", what);
@@ -197,8 +203,8 @@ static int create_upload(struct s3_writer *w, struct err *e)
     size_t nh = meta_headers(w, h);
     if (s3->checksum == S3_CHECKSUM_SHA256)
         h[nh++] = (struct s3_kv){"x-amz-checksum-algorithm", "SHA256"};
-    struct s3_req req = {.method = "POST", .key = w->key, .query = q, .nquery = 1, .headers = h,
-                         .nheaders = nh};
+    struct s3_req req = {
+        .method = "POST", .key = w->key, .query = q, .nquery = 1, .headers = h, .nheaders = nh};
     struct s3_resp resp;
     s3_resp_init(&resp);
     char what[1200];
@@ -207,7 +213,8 @@ static int create_upload(struct s3_writer *w, struct err *e)
     if (!r) {
         struct s3_xml_initiate init;
         struct s3_xml_error xe;
-        int x = s3_xml_parse_initiate(resp.body.data ? resp.body.data : "", resp.body.len, &init, &xe, e);
+        int x = s3_xml_parse_initiate(resp.body.data ? resp.body.data : "", resp.body.len, &init,
+                                      &xe, e);
         if (x < 0)
             r = err_wrap(e, "%s", what);
         else if (x == S3_XML_ERROR_DOC || !init.upload_id[0])
@@ -230,9 +237,10 @@ static int abort_upload(struct s3 *s3, const char *key, const char *upload_id)
     s3_resp_init(&resp);
     int r = s3_request(s3, &req, &resp, "aborting a multipart upload", &e);
     if (r == ERR_CANCELLED) {
-        log_warn("interrupted before the multipart upload of '%s' was aborted; a later run's janitor "
-                 "or a lifecycle rule must remove its parts",
-                 key);
+        log_warn(
+            "interrupted before the multipart upload of '%s' was aborted; a later run's janitor "
+            "or a lifecycle rule must remove its parts",
+            key);
     } else if (r && r != ERR_NOT_FOUND) {
         log_warn("%s", e.msg);
     }
@@ -274,12 +282,13 @@ static char *take_buffer(struct s3_writer *w, struct err *e)
 
 /* Start the thread that sends the next part: data/len in buffered mode,
  * or (data NULL) len bytes at offset of the stream with checksum b64. */
-static int dispatch_job(struct s3_writer *w, char *data, size_t len, uint64_t offset, const char *b64,
-                        struct err *e)
+static int dispatch_job(struct s3_writer *w, char *data, size_t len, uint64_t offset,
+                        const char *b64, struct err *e)
 {
     if (w->nparts >= S3_MAX_PARTS)
         return err_set(e, ERR_USAGE,
-                       "uploading '%s': more than %d parts of %" PRIu64 " bytes; raise the part size",
+                       "uploading '%s': more than %d parts of %" PRIu64
+                       " bytes; raise the part size",
                        w->rel_key, S3_MAX_PARTS, w->part_size);
     if (w->nparts == w->parts_cap) {
         size_t cap = w->parts_cap ? w->parts_cap * 2 : 64;
@@ -525,8 +534,11 @@ static int put_single(struct s3_writer *w, struct err *e)
     char b64[64];
     struct s3_kv h[4];
     size_t nh = meta_headers(w, h);
-    struct s3_req req = {.method = "PUT", .key = w->key, .headers = h,
-                         .body = w->cur ? w->cur : "", .body_len = w->cur_len,
+    struct s3_req req = {.method = "PUT",
+                         .key = w->key,
+                         .headers = h,
+                         .body = w->cur ? w->cur : "",
+                         .body_len = w->cur_len,
                          .payload_sha256 = S3_UNSIGNED_PAYLOAD};
     if (w->reread) {
         part_hash_b64(w, b64, sizeof(b64));
@@ -563,8 +575,12 @@ static int complete_upload(struct s3_writer *w, struct err *e)
         return err_set(e, ERR_INTERNAL, "%s: cannot build the part list", what);
     }
     struct s3_kv q[] = {{"uploadId", w->upload_id}};
-    struct s3_req req = {.method = "POST", .key = w->key, .query = q, .nquery = 1,
-                         .body = body.data, .body_len = body.len};
+    struct s3_req req = {.method = "POST",
+                         .key = w->key,
+                         .query = q,
+                         .nquery = 1,
+                         .body = body.data,
+                         .body_len = body.len};
     struct s3_resp resp;
     s3_resp_init(&resp);
     /* a 200 answer holding <Error> is turned into an error by s3_request */
@@ -572,7 +588,8 @@ static int complete_upload(struct s3_writer *w, struct err *e)
     if (!r) {
         struct s3_xml_complete c;
         struct s3_xml_error xe;
-        int x = s3_xml_parse_complete(resp.body.data ? resp.body.data : "", resp.body.len, &c, &xe, e);
+        int x =
+            s3_xml_parse_complete(resp.body.data ? resp.body.data : "", resp.body.len, &c, &xe, e);
         if (x < 0)
             r = err_wrap(e, "%s", what);
         else if (x == S3_XML_ERROR_DOC)
@@ -650,8 +667,8 @@ static int copy_source_header(const struct s3 *src, const char *full_key, struct
     return r ? r : s3_uri_encode(out, full_key, strlen(full_key), false);
 }
 
-static int copy_multipart(struct s3 *dst, const char *dst_full, const char *dst_key, const char *src_hdr,
-                          const struct storage_entry *src_ent, struct err *e)
+static int copy_multipart(struct s3 *dst, const char *dst_full, const char *dst_key,
+                          const char *src_hdr, const struct storage_entry *src_ent, struct err *e)
 {
     struct s3_writer *w = calloc(1, sizeof(*w));
     if (!w)
@@ -692,7 +709,8 @@ static int copy_multipart(struct s3 *dst, const char *dst_full, const char *dst_
         snprintf(range, sizeof(range), "bytes=%" PRIu64 "-%" PRIu64, a, b - 1);
         struct s3_kv q[] = {{"partNumber", num}, {"uploadId", w->upload_id}};
         struct s3_kv h[] = {{"x-amz-copy-source", src_hdr}, {"x-amz-copy-source-range", range}};
-        struct s3_req req = {.method = "PUT", .key = w->key, .query = q, .nquery = 2, .headers = h, .nheaders = 2};
+        struct s3_req req = {
+            .method = "PUT", .key = w->key, .query = q, .nquery = 2, .headers = h, .nheaders = 2};
         char what[1200];
         snprintf(what, sizeof(what), "copying '%s' on the server: part %s", dst_key, num);
         struct s3_xml_copy c;

@@ -395,8 +395,8 @@ int s3_xml_parse_time(const char *s, size_t len, int64_t *ns)
     int64_t frac = 0;
 
     trim(&s, &len);
-    if (len < 20 || s[4] != '-' || s[7] != '-' || (s[10] != 'T' && s[10] != 't') ||
-        s[13] != ':' || s[16] != ':')
+    if (len < 20 || s[4] != '-' || s[7] != '-' || (s[10] != 'T' && s[10] != 't') || s[13] != ':' ||
+        s[16] != ':')
         return ERR_PROTO;
     if (!digits(s, 4, &y) || !digits(s + 5, 2, &mo) || !digits(s + 8, 2, &d) ||
         !digits(s + 11, 2, &h) || !digits(s + 14, 2, &mi) || !digits(s + 17, 2, &sec))
@@ -430,8 +430,8 @@ int s3_xml_parse_time(const char *s, size_t len, int64_t *ns)
     if (i != len)
         return ERR_PROTO;
 
-    int64_t secs = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec -
-                   sign * (oh * 3600 + om * 60);
+    int64_t secs =
+        days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec - sign * (oh * 3600 + om * 60);
     /* int64 ns reach from 1677 to 2262 */
     if (secs <= INT64_MIN / 1000000000 || secs >= INT64_MAX / 1000000000)
         return ERR_PROTO;
@@ -446,20 +446,20 @@ typedef void (*xml_el_fn)(struct xml_core *c, enum el id);
 
 struct xml_core {
     XML_Parser xp;
-    int rc;              /* 0, a positive stop code or a negative ERR_*: sticky */
-    struct err fail;     /* message for rc */
-    const char *what;    /* the document, for messages: "ListObjectsV2 response" */
-    xml_el_fn on_start;  /* called after depth/path are updated */
-    xml_el_fn on_end;    /* called with text[0..text_len) when capture is set */
-    int depth;           /* of the current element, root = 1 */
+    int rc;             /* 0, a positive stop code or a negative ERR_*: sticky */
+    struct err fail;    /* message for rc */
+    const char *what;   /* the document, for messages: "ListObjectsV2 response" */
+    xml_el_fn on_start; /* called after depth/path are updated */
+    xml_el_fn on_end;   /* called with text[0..text_len) when capture is set */
+    int depth;          /* of the current element, root = 1 */
     enum el path[S3_XML_DEPTH_MAX + 1];
-    char root_name[64];  /* local name of the root element, for messages */
-    bool capture;        /* keep the text of the current element */
-    bool started;        /* some non-space byte was fed */
-    size_t node_len;     /* length of the current text node */
+    char root_name[64]; /* local name of the root element, for messages */
+    bool capture;       /* keep the text of the current element */
+    bool started;       /* some non-space byte was fed */
+    size_t node_len;    /* length of the current text node */
     size_t text_len;
-    uint64_t fed;        /* bytes handed to expat */
-    uint64_t consumed;   /* end of the last event expat reported */
+    uint64_t fed;      /* bytes handed to expat */
+    uint64_t consumed; /* end of the last event expat reported */
     char text[S3_XML_TEXT_MAX + 1];
 };
 
@@ -545,8 +545,8 @@ static void XMLCALL core_on_text(void *ud, const XML_Char *s, int len)
     core_mark(c);
     if ((size_t)len > S3_XML_TEXT_MAX - c->node_len) {
         core_fail(c, ERR_PROTO,
-                  "%s has an element longer than %d bytes (is the endpoint an S3 server?)",
-                  c->what, S3_XML_TEXT_MAX);
+                  "%s has an element longer than %d bytes (is the endpoint an S3 server?)", c->what,
+                  S3_XML_TEXT_MAX);
         return;
     }
     c->node_len += (size_t)len;
@@ -577,9 +577,9 @@ static void XMLCALL core_on_doctype(void *ud, const XML_Char *name, const XML_Ch
 }
 
 static void XMLCALL core_on_entity_decl(void *ud, const XML_Char *name, int is_param,
-                                        const XML_Char *value, int value_len,
-                                        const XML_Char *base, const XML_Char *sysid,
-                                        const XML_Char *pubid, const XML_Char *notation)
+                                        const XML_Char *value, int value_len, const XML_Char *base,
+                                        const XML_Char *sysid, const XML_Char *pubid,
+                                        const XML_Char *notation)
 {
     struct xml_core *c = ud;
     (void)name;
@@ -663,8 +663,9 @@ static int core_feed(struct xml_core *c, const char *data, size_t len, bool fina
             return c->rc;
         }
         if (c->fed - c->consumed > PENDING_MAX) {
-            core_fail(c, ERR_PROTO, "%s has a tag longer than %d bytes (is the endpoint an S3 server?)",
-                      c->what, PENDING_MAX);
+            core_fail(c, ERR_PROTO,
+                      "%s has a tag longer than %d bytes (is the endpoint an S3 server?)", c->what,
+                      PENDING_MAX);
             return c->rc;
         }
         data += n;
@@ -688,14 +689,36 @@ static bool error_field(struct s3_xml_error *er, enum el id, const char *s, size
     char *dst;
     size_t cap;
     switch (id) {
-    case EL_CODE: dst = er->code; cap = sizeof(er->code); break;
-    case EL_MESSAGE: dst = er->message; cap = sizeof(er->message); break;
-    case EL_REQUEST_ID: dst = er->request_id; cap = sizeof(er->request_id); break;
-    case EL_HOST_ID: dst = er->host_id; cap = sizeof(er->host_id); break;
-    case EL_RESOURCE: dst = er->resource; cap = sizeof(er->resource); break;
-    case EL_REGION: dst = er->region; cap = sizeof(er->region); break;
-    case EL_ENDPOINT: dst = er->endpoint; cap = sizeof(er->endpoint); break;
-    default: return false;
+    case EL_CODE:
+        dst = er->code;
+        cap = sizeof(er->code);
+        break;
+    case EL_MESSAGE:
+        dst = er->message;
+        cap = sizeof(er->message);
+        break;
+    case EL_REQUEST_ID:
+        dst = er->request_id;
+        cap = sizeof(er->request_id);
+        break;
+    case EL_HOST_ID:
+        dst = er->host_id;
+        cap = sizeof(er->host_id);
+        break;
+    case EL_RESOURCE:
+        dst = er->resource;
+        cap = sizeof(er->resource);
+        break;
+    case EL_REGION:
+        dst = er->region;
+        cap = sizeof(er->region);
+        break;
+    case EL_ENDPOINT:
+        dst = er->endpoint;
+        cap = sizeof(er->endpoint);
+        break;
+    default:
+        return false;
     }
     if (store)
         copy_cut(dst, cap, s, n);
@@ -767,13 +790,20 @@ static void list_on_start(struct xml_core *c, enum el id)
     }
     if (c->depth == 2) {
         switch (id) {
-        case EL_CONTENTS: list_entry_reset(p, false); break;
-        case EL_COMMON_PREFIXES: list_entry_reset(p, true); break;
+        case EL_CONTENTS:
+            list_entry_reset(p, false);
+            break;
+        case EL_COMMON_PREFIXES:
+            list_entry_reset(p, true);
+            break;
         case EL_IS_TRUNCATED:
         case EL_NEXT_CONTINUATION_TOKEN:
         case EL_KEY_COUNT:
-        case EL_ENCODING_TYPE: c->capture = true; break;
-        default: break;
+        case EL_ENCODING_TYPE:
+            c->capture = true;
+            break;
+        default:
+            break;
         }
     } else if (c->depth == 3 && c->path[2] == EL_CONTENTS) {
         switch (id) {
@@ -781,8 +811,11 @@ static void list_on_start(struct xml_core *c, enum el id)
         case EL_SIZE:
         case EL_ETAG:
         case EL_LAST_MODIFIED:
-        case EL_STORAGE_CLASS: c->capture = true; break;
-        default: break;
+        case EL_STORAGE_CLASS:
+            c->capture = true;
+            break;
+        default:
+            break;
         }
     } else if (c->depth == 3 && c->path[2] == EL_COMMON_PREFIXES && id == EL_PREFIX) {
         c->capture = true;
@@ -804,7 +837,8 @@ static void list_set_key(struct s3_list_parser *p, const char *s, size_t n)
         p->key[n] = '\0';
     } else {
         switch (url_decode(s, n, p->key, S3_XML_KEY_MAX, &len, &p->decode_changed)) {
-        case DECODE_OK: break;
+        case DECODE_OK:
+            break;
         case DECODE_TOO_LONG:
             core_fail(c, ERR_PROTO, "%s has a %s longer than %d bytes", c->what, what,
                       S3_XML_KEY_MAX);
@@ -878,8 +912,8 @@ static void list_on_end_list(struct s3_list_parser *p, enum el id, const char *s
             else if (tn == 5 && strncmp(t, "false", 5) == 0)
                 p->is_truncated = false;
             else
-                core_fail(c, ERR_PROTO, "%s has <IsTruncated> '%.64s', not true or false",
-                          c->what, s);
+                core_fail(c, ERR_PROTO, "%s has <IsTruncated> '%.64s', not true or false", c->what,
+                          s);
             p->seen_truncated = true;
             break;
         case EL_NEXT_CONTINUATION_TOKEN:
@@ -905,13 +939,16 @@ static void list_on_end_list(struct s3_list_parser *p, enum el id, const char *s
                           c->what);
             p->encoding_declared = true;
             break;
-        default: break;
+        default:
+            break;
         }
         return;
     }
     switch (id) {
     case EL_KEY:
-    case EL_PREFIX: list_set_key(p, s, n); break;
+    case EL_PREFIX:
+        list_set_key(p, s, n);
+        break;
     case EL_SIZE:
         if (!parse_u64(s, n, &p->ent.size))
             core_fail(c, ERR_PROTO, "%s has <Size> '%.64s', not a number", c->what, s);
@@ -925,15 +962,16 @@ static void list_on_end_list(struct s3_list_parser *p, enum el id, const char *s
         break;
     case EL_LAST_MODIFIED:
         if (s3_xml_parse_time(s, n, &p->ent.mtime_ns))
-            core_fail(c, ERR_PROTO, "%s has <LastModified> '%.64s', not an ISO 8601 time",
-                      c->what, s);
+            core_fail(c, ERR_PROTO, "%s has <LastModified> '%.64s', not an ISO 8601 time", c->what,
+                      s);
         break;
     case EL_STORAGE_CLASS:
         if (!copy_exact(p->storage_class, sizeof(p->storage_class), t, tn))
             core_fail(c, ERR_PROTO, "%s has a <StorageClass> longer than %zu bytes", c->what,
                       sizeof(p->storage_class) - 1);
         break;
-    default: break;
+    default:
+        break;
     }
 }
 
@@ -1041,16 +1079,16 @@ struct oneshot;
 typedef void (*oneshot_leaf_fn)(struct oneshot *o, enum el id, const char *s, size_t n);
 
 struct oneshot {
-    struct xml_core core; /* first */
-    const enum el *roots; /* accepted root elements, EL_OTHER-terminated */
+    struct xml_core core;  /* first */
+    const enum el *roots;  /* accepted root elements, EL_OTHER-terminated */
     const enum el *fields; /* depth-2 elements to keep, EL_OTHER-terminated */
-    bool root_is_leaf;    /* the root's own text is the value (LocationConstraint) */
-    bool only_error;      /* s3_xml_parse_error: stop at any other root */
+    bool root_is_leaf;     /* the root's own text is the value (LocationConstraint) */
+    bool only_error;       /* s3_xml_parse_error: stop at any other root */
     oneshot_leaf_fn leaf;
     void *out;
     bool is_error;
     struct s3_xml_error error;
-    unsigned seen;        /* bit (1 << id) of every leaf stored */
+    unsigned seen; /* bit (1 << id) of every leaf stored */
 };
 
 #define ONESHOT_OTHER_ROOT 3 /* internal stop code */
@@ -1072,16 +1110,16 @@ static void oneshot_on_start(struct xml_core *c, enum el id)
         } else if (o->only_error) {
             core_stop(c, ONESHOT_OTHER_ROOT);
         } else if (!el_in(id, o->roots)) {
-            core_fail(c, ERR_PROTO, "%s has root element <%s>, not <%s>", c->what,
-                      c->root_name, el_name(o->roots[0]));
+            core_fail(c, ERR_PROTO, "%s has root element <%s>, not <%s>", c->what, c->root_name,
+                      el_name(o->roots[0]));
         } else if (o->root_is_leaf) {
             c->capture = true;
         }
         return;
     }
     if (c->depth == 2)
-        c->capture = o->is_error ? error_field(&o->error, id, NULL, 0, false)
-                                 : el_in(id, o->fields);
+        c->capture =
+            o->is_error ? error_field(&o->error, id, NULL, 0, false) : el_in(id, o->fields);
 }
 
 static void oneshot_on_end(struct xml_core *c, enum el id)
@@ -1174,8 +1212,7 @@ static void leaf_etag(struct oneshot *o, char *dst, size_t cap, const char *s, s
                   cap - 1);
 }
 
-static void leaf_text(struct oneshot *o, enum el id, char *dst, size_t cap, const char *s,
-                      size_t n)
+static void leaf_text(struct oneshot *o, enum el id, char *dst, size_t cap, const char *s, size_t n)
 {
     trim(&s, &n);
     if (!copy_exact(dst, cap, s, n))
@@ -1340,10 +1377,18 @@ static int put_escaped(struct buf *out, const char *s, size_t n)
     int r = 0;
     for (size_t i = 0; i < n && !r; i++) {
         switch (s[i]) {
-        case '&': r = buf_puts(out, "&amp;"); break;
-        case '<': r = buf_puts(out, "&lt;"); break;
-        case '>': r = buf_puts(out, "&gt;"); break;
-        default: r = buf_append(out, &s[i], 1); break;
+        case '&':
+            r = buf_puts(out, "&amp;");
+            break;
+        case '<':
+            r = buf_puts(out, "&lt;");
+            break;
+        case '>':
+            r = buf_puts(out, "&gt;");
+            break;
+        default:
+            r = buf_append(out, &s[i], 1);
+            break;
         }
     }
     return r;

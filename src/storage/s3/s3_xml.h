@@ -59,13 +59,13 @@
 /* An S3 <Error> document. Fields are NUL-terminated copies, cut (at a UTF-8
  * character boundary) when longer than their array, "" when absent. */
 struct s3_xml_error {
-    char code[64];       /* "NoSuchBucket", "SlowDown", ... */
+    char code[64]; /* "NoSuchBucket", "SlowDown", ... */
     char message[512];
     char request_id[128];
     char host_id[256];
     char resource[512];
-    char region[64];     /* AuthorizationHeaderMalformed, PermanentRedirect */
-    char endpoint[256];  /* PermanentRedirect, TemporaryRedirect */
+    char region[64];    /* AuthorizationHeaderMalformed, PermanentRedirect */
+    char endpoint[256]; /* PermanentRedirect, TemporaryRedirect */
 };
 
 /*
@@ -84,12 +84,12 @@ int s3_xml_parse_error(const char *body, size_t len, struct s3_xml_error *out);
 /* One <Contents> or <CommonPrefixes> of a listing. Every pointer is valid only
  * during the callback (the parser reuses the memory). */
 struct s3_list_entry {
-    bool is_prefix;      /* a <CommonPrefixes><Prefix>: only key/key_len are set */
-    const char *key;     /* decoded (see s3_list_parser_new), NUL-terminated, valid UTF-8 */
-    size_t key_len;      /* <= S3_XML_KEY_MAX */
+    bool is_prefix;  /* a <CommonPrefixes><Prefix>: only key/key_len are set */
+    const char *key; /* decoded (see s3_list_parser_new), NUL-terminated, valid UTF-8 */
+    size_t key_len;  /* <= S3_XML_KEY_MAX */
     uint64_t size;
-    int64_t mtime_ns;    /* LastModified in ns since the epoch, or S3_XML_TIME_UNKNOWN */
-    const char *etag;    /* surrounding quotes removed; "" when absent */
+    int64_t mtime_ns;          /* LastModified in ns since the epoch, or S3_XML_TIME_UNKNOWN */
+    const char *etag;          /* surrounding quotes removed; "" when absent */
     const char *storage_class; /* "" when absent */
 };
 
@@ -99,16 +99,16 @@ struct s3_list_entry {
 typedef int (*s3_list_entry_cb)(void *ctx, const struct s3_list_entry *ent, struct err *e);
 
 struct s3_list_result {
-    bool is_error;            /* the body was an <Error> document, see error */
+    bool is_error; /* the body was an <Error> document, see error */
     struct s3_xml_error error;
-    bool is_truncated;        /* IsTruncated: another page follows */
-    char *next_token;         /* NextContinuationToken, owned: free with
-                               * s3_list_result_clear; NULL when absent */
+    bool is_truncated; /* IsTruncated: another page follows */
+    char *next_token;  /* NextContinuationToken, owned: free with
+                        * s3_list_result_clear; NULL when absent */
     bool has_key_count;
-    uint64_t key_count;       /* KeyCount as the server stated it */
-    uint64_t n_contents;      /* <Contents> delivered to the callback */
-    uint64_t n_prefixes;      /* <CommonPrefixes> delivered */
-    bool encoding_confirmed;  /* the body said <EncodingType>url</EncodingType> */
+    uint64_t key_count;      /* KeyCount as the server stated it */
+    uint64_t n_contents;     /* <Contents> delivered to the callback */
+    uint64_t n_prefixes;     /* <CommonPrefixes> delivered */
+    bool encoding_confirmed; /* the body said <EncodingType>url</EncodingType> */
 };
 
 /* Free next_token and zero *res. */
@@ -170,8 +170,8 @@ int s3_xml_parse_complete(const char *body, size_t len, struct s3_xml_complete *
 
 /* CopyObjectResult or CopyPartResult. */
 struct s3_xml_copy {
-    char etag[S3_XML_ETAG_MAX];  /* quotes removed */
-    int64_t mtime_ns;            /* LastModified, or S3_XML_TIME_UNKNOWN */
+    char etag[S3_XML_ETAG_MAX]; /* quotes removed */
+    int64_t mtime_ns;           /* LastModified, or S3_XML_TIME_UNKNOWN */
     char checksum_sha256[S3_XML_CHECKSUM_MAX];
 };
 int s3_xml_parse_copy(const char *body, size_t len, struct s3_xml_copy *out,
