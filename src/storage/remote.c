@@ -49,12 +49,11 @@ static int split_bucket(const char *spec, const char *rest, struct remote_spec *
     if (!out->bucket || !out->path)
         return err_set(e, ERR_NOMEM, "out of memory");
     if (memchr(out->bucket, '@', bl) || memchr(out->bucket, ':', bl)) {
-        /* never echo what may be a secret: show only what follows the '@' */
-        const char *at = memchr(rest, '@', strlen(rest));
+        /* echo nothing of it: a secret may hold '@', ':' and '/' itself */
+        (void)spec;
         return err_set(e, ERR_USAGE,
-                       "remote 's3://***@%s' holds credentials; put them in the config file, the "
-                       "environment or --secret-file, never in a URL",
-                       at ? at + 1 : "...");
+                       "an s3:// remote holds credentials ('s3://***@...'); put them in the config "
+                       "file, the environment or --secret-file, never in a URL");
     }
     return check_bucket(spec, out->bucket, e);
 }

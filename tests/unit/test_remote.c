@@ -251,10 +251,12 @@ static void test_credentials_in_url_refused(void **state)
 {
     (void)state;
     const char *specs[] = {
-        "s3://AKIA:secret@bucket/x",
+        "s3://AKIA:Zq9sEcReT@bucket/x",
         "s3://AKIA:wJalr/XUtnFEMI@bucket/x", /* a secret with '/' in it */
         "s3://AKIA@bucket/x",
-        "s3://AKIA:secret@bucket",
+        "s3://AKIA:Zq9sEcReT@bucket",
+        "s3://AKIA:se@cr3t@bucket/x",        /* a secret with '@' in it */
+        "s3://AKIA:wJal/rX@bucketwJal/rX/x", /* the secret again after the '@' */
     };
     for (size_t i = 0; i < sizeof(specs) / sizeof(specs[0]); i++) {
         const char *msg = expect_error(NULL, specs[i], ERR_USAGE);
@@ -262,6 +264,13 @@ static void test_credentials_in_url_refused(void **state)
             print_error("'%s': %s\n", specs[i], msg);
         assert_non_null(strstr(msg, "credentials"));
         assert_non_null(strstr(msg, "URL"));
+        /* nothing of the key id or the secret is echoed */
+        const char *bits[] = {"AKIA", "Zq9sEcReT", "wJal", "cr3t"};
+        for (size_t k = 0; k < sizeof(bits) / sizeof(bits[0]); k++) {
+            if (strstr(msg, bits[k]))
+                print_error("'%s' echoed '%s': %s\n", specs[i], bits[k], msg);
+            assert_null(strstr(msg, bits[k]));
+        }
     }
 }
 
