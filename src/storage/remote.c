@@ -50,7 +50,6 @@ static int split_bucket(const char *spec, const char *rest, struct remote_spec *
         return err_set(e, ERR_NOMEM, "out of memory");
     if (memchr(out->bucket, '@', bl) || memchr(out->bucket, ':', bl)) {
         /* echo nothing of it: a secret may hold '@', ':' and '/' itself */
-        (void)spec;
         return err_set(e, ERR_USAGE,
                        "an s3:// remote holds credentials ('s3://***@...'); put them in the config "
                        "file, the environment or --secret-file, never in a URL");
