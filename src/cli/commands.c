@@ -100,10 +100,75 @@ int cli_cmd_ls(struct cli *c)
     return EXIT_OK;
 }
 
-/* A local source that is a regular file: open its directory and restrict
- * the operation to its name, as rclone does. *only_key is set then (owned
- * by the caller). Returns 1 when it handled the source, 0 when the source
- * is something else, or a negative error. */
+/* An S3 source whose last path segment is an object with nothing below
+ * it ("s3://b/docs/report.pdf"): open the parent prefix, restricted to that
+ * key. 1 when it is such an object (*out, *only_key set), 0 when not. */
+static int open_single_object(struct cli *c, const char *spec, const struct remote_spec *rs,
+                              struct storage **out, char **only_key, struct err *e)
+{
+    size_t n = strlen(rs->path);
+    if (n == 0 || rs->path[n - 1] == '/')
+        return 0;
+    const char *base = strrchr(rs->path, '/');
+    base = base ? base + 1 : rs->path;
+    size_t bl = strlen(base), sl = strlen(spec);
+    if (sl < bl || strcmp(spec + sl - bl, base) != 0)
+        return 0; /* the spec does not end with the key as written */
+    char *parent = strndup(spec, sl - bl);
+    char *children = NULL;
+    struct storage *st = NULL;
+    struct storage_list *l = NULL;
+    struct storage_entry ent;
+    memset(&ent, 0, sizeof(ent));
+    int r = parent ? 0 : err_set(e, ERR_NOMEM, "out of memory");
+    size_t pl = r ? 0 : strlen(parent);
+    if (!r && pl && parent[pl - 1] == '/' && (pl < 2 || parent[pl - 2] != '/'))
+        parent[pl - 1] = '\0'; /* "s3://b/docs/" -> "s3://b/docs"; keep "s3://" and "name:" */
+    if (!r)
+        r = remote_open_as(parent, spec, &c->cfg, &c->rflags, &st, e);
+    if (!r) {
+        r = storage_stat(st, base, &ent, e);
+        if (r == ERR_NOT_FOUND) { /* no such object: a prefix, as usual */
+            err_clear(e);
+            r = 0;
+            goto out;
+        }
+    }
+    if (!r && asprintf(&children, "%s/", base) < 0)
+        r = err_set(e, ERR_NOMEM, "out of memory");
+    if (!r)
+        r = storage_list_open(st, children, &l, e);
+    if (!r) {
+        storage_entry_clear(&ent);
+        r = storage_list_next(l, &ent, e);
+        if (r == 1) /* keys below it too: a "directory", as rclone sees it */
+            r = 0;
+        else if (r == 0)
+            r = 1;
+    }
+    if (r == 1) {
+        *only_key = strdup(base);
+        if (!*only_key) {
+            r = err_set(e, ERR_NOMEM, "out of memory");
+        } else {
+            *out = st;
+            st = NULL;
+        }
+    }
+out:
+    storage_list_close(l);
+    storage_entry_clear(&ent);
+    storage_close(st);
+    free(children);
+    free(parent);
+    return r;
+}
+
+/* A source that is a single file - a local regular file, or an S3 object
+ * (see open_single_object) - is copied or checked under its name, as
+ * rclone does. *only_key is set then (owned by the caller). Returns 1 when
+ * it handled the source, 0 when the source is something else, or a
+ * negative error. */
 static int open_single_file(struct cli *c, const char *spec, struct storage **out, char **only_key,
                             struct err *e)
 {
@@ -112,6 +177,21 @@ static int open_single_file(struct cli *c, const char *spec, struct storage **ou
     int r = remote_parse(spec, &c->cfg, &rs, e);
     if (r)
         return r;
+    if (rs.kind == REMOTE_S3) {
+        r = open_single_object(c, spec, &rs, out, only_key, e);
+        if (r == 1 && !strcmp(c->command, "sync")) {
+            storage_close(*out);
+            *out = NULL;
+            free(*only_key);
+            *only_key = NULL;
+            r = err_set(
+                e, ERR_USAGE,
+                "sync needs a prefix as source, not the object '%s'; use copy for one object",
+                spec);
+        }
+        remote_spec_release(&rs);
+        return r;
+    }
     if (rs.kind != REMOTE_LOCAL || stat(rs.path, &sb) != 0 || !S_ISREG(sb.st_mode)) {
         remote_spec_release(&rs);
         return 0;

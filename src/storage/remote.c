@@ -166,7 +166,7 @@ static int parse_bool_opt(const char *v, const char *what, int *out, struct err 
     return 0;
 }
 
-static int open_s3(const char *spec, const struct remote_spec *rs, const struct config *cfg,
+static int open_s3(const char *display, const struct remote_spec *rs, const struct config *cfg,
                    const struct remote_flags *fl, struct storage **out, struct err *e)
 {
     const char *sec = rs->name;
@@ -242,7 +242,7 @@ static int open_s3(const char *spec, const struct remote_spec *rs, const struct 
     }
     o.retry_deadline = fl->retry_timeout;
     o.create_bucket = fl->create_bucket;
-    r = s3_storage_open(&o, rs->bucket, rs->path, spec, out, e);
+    r = s3_storage_open(&o, rs->bucket, rs->path, display, out, e);
 out:
     if (secret_from_file) {
         explicit_bzero(secret_from_file, strlen(secret_from_file));
@@ -255,6 +255,12 @@ out:
 int remote_open(const char *spec, const struct config *cfg, const struct remote_flags *flags,
                 struct storage **out, struct err *e)
 {
+    return remote_open_as(spec, spec, cfg, flags, out, e);
+}
+
+int remote_open_as(const char *spec, const char *display, const struct config *cfg,
+                   const struct remote_flags *flags, struct storage **out, struct err *e)
+{
     struct remote_spec rs;
     struct remote_flags none = {.path_style = -1};
     int r = remote_parse(spec, cfg, &rs, e);
@@ -263,9 +269,9 @@ int remote_open(const char *spec, const struct config *cfg, const struct remote_
     if (!flags)
         flags = &none;
     if (rs.kind == REMOTE_S3)
-        r = open_s3(spec, &rs, cfg, flags, out, e);
+        r = open_s3(display, &rs, cfg, flags, out, e);
     else
-        r = local_storage_open(rs.path, spec, out, e);
+        r = local_storage_open(rs.path, display, out, e);
     remote_spec_release(&rs);
     return r;
 }

@@ -57,5 +57,8 @@ struct remote_flags {
 /* Open the storage for spec. */
 int remote_open(const char *spec, const struct config *cfg, const struct remote_flags *flags,
                 struct storage **out, struct err *e);
+/* The same, naming the storage `display` in messages. */
+int remote_open_as(const char *spec, const char *display, const struct config *cfg,
+                   const struct remote_flags *flags, struct storage **out, struct err *e);
 
 #endif

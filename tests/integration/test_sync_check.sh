@@ -190,3 +190,29 @@ assert_rc 1 "check of a changed single file"
 arca_run sync "$ONE/report.txt" "s3://$B/$P/single"
 assert_rc 2 "sync from a single file"
 assert_err_has "use copy for one file"
+
+# --- a single S3 object as source --------------------------------------------------------
+OBJ=$IT_TMP/objsrc
+mkdir -p "$OBJ/docs"
+echo "the report" > "$OBJ/docs/report.pdf"
+echo "not this one" > "$OBJ/docs/report.pdf.bak"
+arca_run copy "$OBJ" "s3://$B/$P/obj" --json
+assert_rc 0 "upload of the object tree"
+arca_run copy "s3://$B/$P/obj/docs/report.pdf" "$IT_TMP/one-obj" --json
+assert_rc 0 "copy of a single S3 object"
+assert_summary files_transferred 1
+assert_eq "$(cd "$IT_TMP/one-obj" && find . -type f | sort | tr '\n' ' ')" "./report.pdf " "files from a single-object copy"
+cmp -s "$OBJ/docs/report.pdf" "$IT_TMP/one-obj/report.pdf" || fail "the single object's bytes differ"
+arca_run check "s3://$B/$P/obj/docs/report.pdf" "$IT_TMP/one-obj" --json
+assert_rc 0 "check of a single S3 object"
+arca_run sync "s3://$B/$P/obj/docs/report.pdf" "$IT_TMP/one-obj"
+assert_rc 2 "sync from a single S3 object"
+assert_err_has "use copy for one object"
+# an object that also has keys below it is a prefix, as rclone sees it
+mkdir -p "$IT_TMP/below/docs/report.pdf"
+echo "inside" > "$IT_TMP/below/docs/report.pdf/inner.txt"
+arca_run copy "$IT_TMP/below" "s3://$B/$P/obj" --json
+assert_rc 0 "upload of keys below the object's name"
+arca_run copy "s3://$B/$P/obj/docs/report.pdf" "$IT_TMP/as-prefix" --json
+assert_rc 0 "copy of a name that is both an object and a prefix"
+assert_eq "$(cd "$IT_TMP/as-prefix" && find . -type f | sort | tr '\n' ' ')" "./inner.txt " "copied as a prefix"
