@@ -54,6 +54,18 @@ static void *worker(void *arg)
     return NULL;
 }
 
+/* Free everything but the thread (not started, or joined). */
+static void release(struct async_hash *h)
+{
+    for (int i = 0; h->blocks && i < h->nblocks; i++)
+        free(h->blocks[i].data);
+    free(h->blocks);
+    EVP_MD_CTX_free(h->ctx);
+    pthread_mutex_destroy(&h->lock);
+    pthread_cond_destroy(&h->cond);
+    free(h);
+}
+
 struct async_hash *async_hash_new(enum hash_kind kind, size_t block, int nblocks)
 {
     if (nblocks < 2 || block == 0)
@@ -73,13 +85,7 @@ struct async_hash *async_hash_new(enum hash_kind kind, size_t block, int nblocks
     pthread_cond_init(&h->cond, NULL);
     if (ok && pthread_create(&h->thread, NULL, worker, h) == 0)
         return h;
-    for (int i = 0; h->blocks && i < nblocks; i++)
-        free(h->blocks[i].data);
-    free(h->blocks);
-    EVP_MD_CTX_free(h->ctx);
-    pthread_mutex_destroy(&h->lock);
-    pthread_cond_destroy(&h->cond);
-    free(h);
+    release(h);
     return NULL;
 }
 
@@ -133,13 +139,7 @@ size_t async_hash_final(struct async_hash *h, unsigned char *out, size_t cap)
     size_t n = h->failed || cap < h->digest_len ? 0 : h->digest_len;
     if (n)
         memcpy(out, h->digest, n);
-    for (int i = 0; i < h->nblocks; i++)
-        free(h->blocks[i].data);
-    free(h->blocks);
-    EVP_MD_CTX_free(h->ctx);
-    pthread_mutex_destroy(&h->lock);
-    pthread_cond_destroy(&h->cond);
-    free(h);
+    release(h);
     return n;
 }
 
