@@ -221,6 +221,13 @@ static int open_s3(const char *display, const struct remote_spec *rs, const stru
     }
     if (fl->part_size)
         o.part_size = fl->part_size;
+    if ((v = CFG("etag_md5"))) {
+        int on = -1;
+        r = parse_bool_opt(v, "etag_md5", &on, e);
+        if (r)
+            goto out;
+        o.etag_not_md5 = on == 0;
+    }
     if ((v = CFG("copy_cutoff"))) {
         r = units_parse_size(v, "copy_cutoff", &o.copy_cutoff, e);
         if (r)

@@ -274,6 +274,24 @@ assert_eq "$(fault_ctl GET "objects?bucket=$B" | jq length)" 0 "objects stored f
 assert_eq "$(fault_ctl GET uploads | jq --arg b "$B" '[.[] | select(.bucket == $b)] | length')" 0 \
     "multipart uploads left of a changing file"
 
+# --- SSE-KMS objects: their ETag is not an MD5 ---------------------------------------------
+# A GET that says x-amz-server-side-encryption: aws:kms is not checked
+# against its ETag; the same answer without that header is, and fails.
+new_bucket B kms
+KMS=$IT_TMP/kms
+make_file "$KMS/k.bin" 300K
+arca_run copy "$KMS" "s3://$B/$P" --json
+assert_rc 0 "upload for the SSE-KMS case"
+fake='"0123456789abcdef0123456789abcdef"'
+fault_rule "{\"method\": \"GET\", \"match\": \"/$B/$P/k.bin\", \"action\": \"headers\", \"times\": 1, \"headers\": {\"ETag\": $(jq -Rn --arg v "$fake" '$v'), \"x-amz-checksum-sha256\": \"\", \"x-amz-server-side-encryption\": \"aws:kms\"}}"
+arca_run copy "s3://$B/$P" "$IT_TMP/kms-back" --json
+assert_rc 0 "download of an object that looks SSE-KMS encrypted"
+cmp -s "$KMS/k.bin" "$IT_TMP/kms-back/k.bin" || fail "SSE-KMS download differs"
+fault_rule "{\"method\": \"GET\", \"match\": \"/$B/$P/k.bin\", \"action\": \"headers\", \"times\": 1, \"headers\": {\"ETag\": $(jq -Rn --arg v "$fake" '$v'), \"x-amz-checksum-sha256\": \"\"}}"
+arca_run copy "s3://$B/$P" "$IT_TMP/kms-back2" --json
+assert_rc 3 "download whose plain ETag does not match the bytes"
+[ ! -e "$IT_TMP/kms-back2/k.bin" ] || fail "a download that failed verification was written"
+
 # --- every upload carried a checksum ----------------------------------------------------------------------
 total=0
 for b in "${BUCKETS[@]}"; do

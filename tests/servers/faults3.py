@@ -61,6 +61,10 @@ POST /__control/faults     a rule or a list of rules, appended in order:
                       (CompleteMultipartUpload, CopyObject do this in S3)
     "corrupt_body"    do the operation, flip one byte of the answer's body
     "delay"           sleep "seconds", then handle the request normally
+    "headers"         handle the request normally, then answer with the
+                      rule's "headers" over the usual ones (an ETag that is
+                      not an MD5 and x-amz-server-side-encryption: aws:kms
+                      make an object look SSE-KMS encrypted)
   The first rule (in order) that matches a request fires; a rule is dropped
   once it fired "times" times.
 GET  /__control/faults     the rules still pending
@@ -396,6 +400,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.reset_connection()
             return
         headers = dict(headers or {})
+        if action == 'headers':
+            headers.update({str(k): str(v) for k, v in (self.fault.get('headers') or {}).items()})
         if body and 'Content-Type' not in headers and ctype:
             headers['Content-Type'] = ctype
         headers.setdefault('Content-Length', str(len(body)))
@@ -994,7 +1000,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
                     raise ValueError('a rule is a JSON object')
                 act = r.get('action', 'status')
                 if act not in ('status', 'reset', 'reset_after', 'reset_mid_body', 'error_200',
-                               'corrupt_body', 'delay'):
+                               'corrupt_body', 'delay', 'headers'):
                     raise ValueError('unknown action %r' % act)
                 if not isinstance(r.get('times', 1), int) or not isinstance(r.get('skip', 0), int):
                     raise ValueError('times and skip are integers')

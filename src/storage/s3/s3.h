@@ -44,6 +44,8 @@ struct s3_options {
     double connect_timeout; /* seconds; 0: 10 */
     double low_speed_time;  /* abort a transfer stalled this long; 0: 60 */
     bool create_bucket;     /* check_root(create) may create a missing bucket */
+    bool etag_not_md5;      /* never read ETags as MD5s (SSE-KMS/SSE-C buckets,
+                               whose listings cannot tell) */
     uint64_t copy_cutoff;   /* server-side copies above this size use
                                UploadPartCopy in parts of this size;
                                0: 5 GiB (CopyObject's limit) */

@@ -169,6 +169,7 @@ int s3_storage_open(const struct s3_options *o, const char *bucket, const char *
         s3->path_style = !host_is_aws(s3->host) || strchr(bucket, '.') != NULL;
     s3->insecure = o->insecure_skip_verify;
     s3->create_bucket = o->create_bucket;
+    s3->etag_not_md5 = o->etag_not_md5;
     s3->copy_cutoff = o->copy_cutoff ? o->copy_cutoff : S3_MAX_SINGLE_COPY;
     if (s3->copy_cutoff < S3_MIN_PART_SIZE || s3->copy_cutoff > S3_MAX_SINGLE_COPY) {
         r = err_set(e, ERR_USAGE, "copy_cutoff must be between 5M and 5G");
@@ -289,7 +290,7 @@ static int list_entry_cb(void *ctx, const struct s3_list_entry *ent, struct err 
     se->type = STORAGE_TYPE_FILE;
     se->size = ent->size;
     se->mtime_ns = STORAGE_MTIME_UNKNOWN;
-    if (is_hex32(ent->etag)) {
+    if (is_hex32(ent->etag) && !l->s3->etag_not_md5) {
         for (int i = 0; i < 32; i++)
             se->md5[i] = (char)tolower((unsigned char)ent->etag[i]);
         se->md5[32] = '\0';
@@ -413,7 +414,7 @@ static void entry_from_resp(struct storage_entry *ent, const struct s3_resp *res
     ent->type = STORAGE_TYPE_FILE;
     ent->size = resp->total_size >= 0 ? (uint64_t)resp->total_size : 0;
     ent->mtime_ns = resp->mtime_ns;
-    if (is_hex32(resp->etag)) {
+    if (is_hex32(resp->etag) && !resp->etag_not_md5) {
         for (int i = 0; i < 32; i++)
             ent->md5[i] = (char)tolower((unsigned char)resp->etag[i]);
         ent->md5[32] = '\0';

@@ -456,6 +456,10 @@ void s3_parse_header_line(const char *line, size_t len, struct s3_resp *resp)
         const char *slash = strrchr(v, '/');
         if (slash && slash[1] != '*')
             resp->total_size = strtoll(slash + 1, NULL, 10);
+    } else if ((!strcasecmp(tmp, "x-amz-server-side-encryption") &&
+                !strncasecmp(v, "aws:kms", 7)) ||
+               !strcasecmp(tmp, "x-amz-server-side-encryption-customer-algorithm")) {
+        resp->etag_not_md5 = true;
     } else if (!strcasecmp(tmp, "x-amz-checksum-sha256")) {
         snprintf(resp->checksum_sha256, sizeof(resp->checksum_sha256), "%s", v);
     } else if (!strcasecmp(tmp, "x-amz-meta-mtime")) {

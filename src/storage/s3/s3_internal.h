@@ -35,6 +35,7 @@ struct s3 {
     bool path_style;
     bool insecure;
     bool create_bucket;
+    bool etag_not_md5;
     uint64_t copy_cutoff;
     uint64_t part_size;
     int upload_concurrency;
@@ -84,6 +85,7 @@ struct s3_resp {
     int64_t total_size;       /* from Content-Range "bytes a-b/TOTAL", else content_length */
     int64_t mtime_ns;         /* x-amz-meta-mtime, or STORAGE_MTIME_UNKNOWN */
     char checksum_sha256[64]; /* x-amz-checksum-sha256 (base64; "-N" when composite) */
+    bool etag_not_md5;        /* SSE-KMS or SSE-C: the ETag is not the content's MD5 */
     char s3_code[64];         /* <Code> of an error document */
     char s3_message[512];
     struct buf body; /* 2xx body when no on_body (caller releases) */

@@ -268,7 +268,7 @@ static void rd_setup_verify(struct s3_reader *rd)
         }
     }
     const char *et = rd->etag;
-    if (strlen(et) == 32) {
+    if (strlen(et) == 32 && !rd->resp.etag_not_md5) {
         for (int i = 0; i < 16; i++) {
             int a = unhex(et[2 * i]), b = unhex(et[2 * i + 1]);
             if (a < 0 || b < 0)
