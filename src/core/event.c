@@ -1,5 +1,6 @@
 #include "core/event.h"
 #include "core/error.h"
+#include "core/utf8.h"
 
 #include <jansson.h>
 #include <pthread.h>
@@ -83,20 +84,18 @@ char *event_progress_json(const struct event_progress *p)
     return event_dump(o);
 }
 
-/* Paths that are not valid UTF-8 cannot be JSON strings: json_string()
- * returns NULL for them; we fall back to a lossy form plus path_b64 later
- * when manifests need it. Here: replace invalid bytes with '?'. */
+/* Paths that are not valid UTF-8 cannot be JSON strings (json_string()
+ * refuses them): each byte that is not UTF-8 becomes U+FFFD, the rest of
+ * the path stays as it is. (Manifests will carry such names exactly, as
+ * path_b64.) */
 static json_t *path_json(const char *path)
 {
     json_t *s = json_string(path);
     if (s)
         return s;
-    size_t n = strlen(path);
-    char *copy = malloc(n + 1);
+    char *copy = utf8_sanitize(path, strlen(path));
     if (!copy)
         return json_null();
-    for (size_t i = 0; i <= n; i++)
-        copy[i] = (path[i] & 0x80) ? '?' : path[i];
     s = json_string(copy);
     free(copy);
     return s ? s : json_null();

@@ -1,4 +1,5 @@
 #include "core/log.h"
+#include "core/utf8.h"
 
 #include <ctype.h>
 #include <pthread.h>
@@ -171,36 +172,16 @@ void log_redact(char *s)
     }
 }
 
-/* Length of the valid UTF-8 sequence at s, or 0 when it is not one. */
-static size_t utf8_len(const unsigned char *s)
-{
-    if (s[0] < 0x80)
-        return 1;
-    size_t n = (s[0] & 0xE0) == 0xC0   ? 2
-               : (s[0] & 0xF0) == 0xE0 ? 3
-               : (s[0] & 0xF8) == 0xF0 ? 4
-                                       : 0;
-    if (!n || (n == 2 && s[0] < 0xC2) || (s[0] > 0xF4))
-        return 0;
-    for (size_t i = 1; i < n; i++)
-        if ((s[i] & 0xC0) != 0x80)
-            return 0;
-    if (n == 3 && ((s[0] == 0xE0 && s[1] < 0xA0) || (s[0] == 0xED && s[1] >= 0xA0)))
-        return 0; /* overlong, surrogates */
-    if (n == 4 && ((s[0] == 0xF0 && s[1] < 0x90) || (s[0] == 0xF4 && s[1] >= 0x90)))
-        return 0;
-    return n;
-}
-
 /* JSON string body of s: escapes, and U+FFFD for bytes that are not UTF-8,
  * so a log line is valid JSON whatever a path holds. */
 static void json_escape_into(char *out, size_t cap, const char *str)
 {
     const unsigned char *s = (const unsigned char *)str;
+    const unsigned char *end = s + strlen(str);
     size_t o = 0;
     while (*s && o + 8 < cap) {
         unsigned char c = *s;
-        size_t n = utf8_len(s);
+        size_t n = utf8_seq_len(s, (size_t)(end - s));
         if (c == '"' || c == '\\') {
             out[o++] = '\\';
             out[o++] = (char)c;

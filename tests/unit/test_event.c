@@ -487,6 +487,13 @@ static void test_non_utf8(void **state)
     expect_error_object(o, "io", NULL);
     json_decref(o);
 
+    /* only the bad bytes are replaced (U+FFFD); valid characters stay */
+    f.path = "Z\xc3\xbcrich/\xff.txt";
+    o = parse(event_file_json(&f));
+    assert_string_equal(json_string_value(json_object_get(o, "path")),
+                        "Z\xc3\xbcrich/\xef\xbf\xbd.txt");
+    json_decref(o);
+
     struct event_progress pr = {
         .bytes_total = -1, .files_total = -1, .eta_seconds = -1, .current = bad};
     o = parse(event_progress_json(&pr));

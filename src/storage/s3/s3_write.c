@@ -455,6 +455,18 @@ int s3_write_open(struct storage *st, const char *key, const struct storage_writ
     return 0;
 }
 
+/* A part is complete: start the multipart upload if this is the first one,
+ * then send it (from the buffer, or by re-reading it). */
+static int part_complete(struct s3_writer *w, struct err *e)
+{
+    int r = 0;
+    if (!w->upload_id[0])
+        r = create_upload(w, e);
+    if (!r)
+        r = w->reread ? dispatch_reread_part(w, e) : dispatch_part(w, e);
+    return r;
+}
+
 /* Re-read mode: hash what passes; a part is sent when its bytes are all seen. */
 static int reread_write(struct s3_writer *w, const char *p, size_t len, struct err *e)
 {
@@ -471,11 +483,7 @@ static int reread_write(struct s3_writer *w, const char *p, size_t len, struct e
         p += n;
         len -= n;
         if (w->part_len == w->part_size) {
-            int r = 0;
-            if (!w->upload_id[0])
-                r = create_upload(w, e);
-            if (!r)
-                r = dispatch_reread_part(w, e);
+            int r = part_complete(w, e);
             if (r)
                 return r;
         }
@@ -516,11 +524,7 @@ int s3_write(void *state, const void *data, size_t len, struct err *e)
         p += n;
         len -= n;
         if (w->cur_len == w->part_size) {
-            int r = 0;
-            if (!w->upload_id[0])
-                r = create_upload(w, e);
-            if (!r)
-                r = dispatch_part(w, e);
+            int r = part_complete(w, e);
             if (r)
                 return r;
         }

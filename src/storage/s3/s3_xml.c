@@ -24,6 +24,7 @@
  * separator.
  */
 #include "storage/s3/s3_xml.h"
+#include "core/utf8.h"
 
 #include <expat.h>
 #include <stdarg.h>
@@ -207,45 +208,6 @@ static void trim(const char **s, size_t *len)
     }
     while (*len && is_xml_space((*s)[*len - 1]))
         (*len)--;
-}
-
-static bool utf8_valid(const unsigned char *s, size_t n)
-{
-    size_t i = 0;
-    while (i < n) {
-        unsigned c = s[i];
-        size_t more;
-        unsigned min;
-        if (c < 0x80) {
-            i++;
-            continue;
-        } else if ((c & 0xe0) == 0xc0) {
-            more = 1;
-            min = 0x80;
-            c &= 0x1f;
-        } else if ((c & 0xf0) == 0xe0) {
-            more = 2;
-            min = 0x800;
-            c &= 0x0f;
-        } else if ((c & 0xf8) == 0xf0) {
-            more = 3;
-            min = 0x10000;
-            c &= 0x07;
-        } else {
-            return false;
-        }
-        if (n - i <= more)
-            return false;
-        for (size_t k = 1; k <= more; k++) {
-            if ((s[i + k] & 0xc0) != 0x80)
-                return false;
-            c = (c << 6) | (s[i + k] & 0x3f);
-        }
-        if (c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
-            return false;
-        i += more + 1;
-    }
-    return true;
 }
 
 /* Length of the longest prefix of s[0..n) that fits in cap-1 bytes and does
@@ -851,7 +813,7 @@ static void list_set_key(struct s3_list_parser *p, const char *s, size_t n)
                       what, s);
             return;
         }
-        if (!utf8_valid((const unsigned char *)p->key, len)) {
+        if (!utf8_valid(p->key, len)) {
             core_fail(c, ERR_PROTO, "%s has a %s that is not UTF-8 once decoded ('%.200s')",
                       c->what, what, s);
             return;
@@ -1369,7 +1331,7 @@ static bool part_text_ok(const char *s, size_t cap)
     for (const char *q = s; q < end; q++)
         if ((unsigned char)*q < 0x20)
             return false;
-    return utf8_valid((const unsigned char *)s, (size_t)(end - s));
+    return utf8_valid(s, (size_t)(end - s));
 }
 
 static int put_escaped(struct buf *out, const char *s, size_t n)
