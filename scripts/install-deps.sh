@@ -27,12 +27,14 @@ servers_dir="$root/tests/servers"
 build_packages=(
     build-essential cmake pkg-config
     libcurl4-openssl-dev libssl-dev libexpat1-dev libjansson-dev libzstd-dev zlib1g-dev
+    libssh2-1-dev libsmbclient-dev
 )
 packages=(
     "${build_packages[@]}"
     libcmocka-dev clang-format git
     # test servers and their tools
     python3 python3-botocore curl openssl ca-certificates jq procps time xxd
+    openssh-server openssh-client samba smbclient passwd iproute2
     # independent tools the integration tests check arca's output with
     rclone zstd gzip tar coreutils sqlite3
 )
@@ -118,4 +120,16 @@ if ! node "$servers_dir/patch-s3rver.js" > "$log" 2>&1; then
     (cd "$servers_dir" && run npm ci --no-audit --no-fund --loglevel=error)
     echo "$want" > "$stamp"
     run node "$servers_dir/patch-s3rver.js"
+fi
+
+# The unprivileged account the SFTP and SMB test servers log in as (a root
+# login would bypass the file permissions the tests check). scripts/servers.sh
+# gives it a random password (kept root-only in /var/lib/arca-test/) that
+# only its private sshd on 127.0.0.1 accepts: the shell is nologin.
+if ! id arca-test > /dev/null 2>&1; then
+    if [ "$(id -u)" != 0 ] && [ ${#as_root[@]} = 0 ]; then
+        die "the test account 'arca-test' is missing; run this script as root"
+    fi
+    run "${as_root[@]}" useradd --system --no-create-home --home-dir /nonexistent \
+        --shell /usr/sbin/nologin arca-test
 fi

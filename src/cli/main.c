@@ -24,8 +24,9 @@ static const char usage_main[] =
     "  check SRC DST      compare SRC and DST by size and content hash\n"
     "  version            print the version\n"
     "\n"
-    "REMOTE is a local path, s3://bucket[/prefix], or name:path for a remote\n"
-    "defined in the config file (see docs/REMOTES.md).\n"
+    "REMOTE is a local path, s3://bucket[/prefix], sftp://user@host[:port]/path,\n"
+    "smb://[domain;]user@host[:port]/share/path, or name:path for a remote defined\n"
+    "in the config file (see docs/REMOTES.md).\n"
     "\n"
     "Run 'arca COMMAND --help' for the options of a command.\n"
     "Exit codes: 0 ok, 1 check found differences, 2 usage, 3 partial (some files\n"
@@ -51,7 +52,17 @@ static const char usage_common[] =
     "  --virtual-host           bucket in the host name (default for AWS)\n"
     "  --s3-part-size SIZE      multipart part size (default 16M)\n"
     "  --s3-upload-concurrency N  parts uploaded at once per file (default 4)\n"
-    "  --retry-timeout SECONDS  give up retrying a request after this long (default 30)\n";
+    "  --retry-timeout SECONDS  give up retrying a request after this long (default 30)\n"
+    "\n"
+    "SFTP options (override the remote's config section):\n"
+    "  --key-file FILE          private key (ed25519 or ECDSA; default ~/.ssh/id_ed25519,\n"
+    "                           ~/.ssh/id_ecdsa); its passphrase via --secret-file or\n"
+    "                           ARCA_SFTP_KEY_PASSPHRASE\n"
+    "  --known-hosts FILE       known_hosts file (default ~/.ssh/known_hosts)\n"
+    "  --host-fingerprint FP    accept only this host key (SHA256:...)\n"
+    "  --follow-symlinks        list and copy what symlinks point to\n"
+    "SFTP and SMB passwords: config file, --secret-file, ARCA_SFTP_PASSWORD or\n"
+    "ARCA_SMB_PASSWORD, or a prompt on the terminal.\n";
 
 static const char usage_transfer[] =
     "\n"
@@ -115,6 +126,10 @@ enum {
     OPT_HELP,
     OPT_SECRET_IN_FLAG,
     OPT_SHA256,
+    OPT_KEY_FILE,
+    OPT_KNOWN_HOSTS,
+    OPT_HOST_FP,
+    OPT_FOLLOW,
 };
 
 static const struct option long_opts[] = {
@@ -144,6 +159,12 @@ static const struct option long_opts[] = {
     {"help", no_argument, NULL, OPT_HELP},
     {"secret-access-key", required_argument, NULL, OPT_SECRET_IN_FLAG},
     {"secret", required_argument, NULL, OPT_SECRET_IN_FLAG},
+    {"password", required_argument, NULL, OPT_SECRET_IN_FLAG},
+    {"passphrase", required_argument, NULL, OPT_SECRET_IN_FLAG},
+    {"key-file", required_argument, NULL, OPT_KEY_FILE},
+    {"known-hosts", required_argument, NULL, OPT_KNOWN_HOSTS},
+    {"host-fingerprint", required_argument, NULL, OPT_HOST_FP},
+    {"follow-symlinks", no_argument, NULL, OPT_FOLLOW},
     {NULL, 0, NULL, 0},
 };
 
@@ -295,10 +316,22 @@ int main(int argc, char **argv)
         case OPT_SHA256:
             c.report_sha256 = true;
             break;
+        case OPT_KEY_FILE:
+            c.rflags.key_file = optarg;
+            break;
+        case OPT_KNOWN_HOSTS:
+            c.rflags.known_hosts = optarg;
+            break;
+        case OPT_HOST_FP:
+            c.rflags.host_fingerprint = optarg;
+            break;
+        case OPT_FOLLOW:
+            c.rflags.follow_symlinks = true;
+            break;
         case OPT_SECRET_IN_FLAG:
             fprintf(stderr,
                     "arca: secrets are never taken from the command line (other users can "
-                    "read it); use --secret-file FILE, the config file or AWS_SECRET_ACCESS_KEY\n");
+                    "read it); use --secret-file FILE, the config file or the environment\n");
             return EXIT_USAGE;
         default:
             fprintf(stderr, "arca: run 'arca %s --help' for the options\n", cmd);

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <termios.h>
 #include <unistd.h>
 
 #define CONFIG_MAX_BYTES (1024 * 1024)
@@ -222,6 +223,44 @@ int config_read_secret_file(const char *path, char **out, struct err *e)
         explicit_bzero(line, sizeof(line));
         return err_set(e, ERR_CONFIG, "secret file '%s' has an empty first line", path);
     }
+    *out = strdup(line);
+    explicit_bzero(line, sizeof(line));
+    return *out ? 0 : err_set(e, ERR_NOMEM, "out of memory");
+}
+
+int config_prompt_secret(const char *prompt, const char *how, char **out, struct err *e)
+{
+    *out = NULL;
+    int fd = open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (fd < 0 || !isatty(fd)) {
+        if (fd >= 0)
+            close(fd);
+        return err_set(e, ERR_AUTH, "%s: no terminal to ask on; %s", prompt, how);
+    }
+    struct termios old, quiet;
+    bool restore = tcgetattr(fd, &old) == 0;
+    if (restore) {
+        quiet = old;
+        quiet.c_lflag &= ~(tcflag_t)(ECHO | ECHONL);
+        quiet.c_lflag |= ICANON;
+        (void)tcsetattr(fd, TCSAFLUSH, &quiet);
+    }
+    dprintf(fd, "%s: ", prompt);
+    char line[4096];
+    size_t n = 0;
+    for (;;) {
+        char c;
+        ssize_t got = read(fd, &c, 1);
+        if (got <= 0 || c == '\n' || c == '\r')
+            break;
+        if (n + 1 < sizeof(line))
+            line[n++] = c;
+    }
+    line[n] = '\0';
+    if (restore)
+        (void)tcsetattr(fd, TCSAFLUSH, &old);
+    dprintf(fd, "\n");
+    close(fd);
     *out = strdup(line);
     explicit_bzero(line, sizeof(line));
     return *out ? 0 : err_set(e, ERR_NOMEM, "out of memory");

@@ -47,4 +47,9 @@ void config_default_path(char *out, size_t cap);
  * file must not be readable by group or others. Caller frees (and wipes). */
 int config_read_secret_file(const char *path, char **out, struct err *e);
 
+/* Ask for a secret on the terminal (/dev/tty, echo off). ERR_AUTH when
+ * there is no terminal, naming `how` (where else the secret can come from).
+ * Caller frees (and wipes). */
+int config_prompt_secret(const char *prompt, const char *how, char **out, struct err *e);
+
 #endif

@@ -434,7 +434,7 @@ static int decide_from_listing(const struct transfer_run *run, const struct stor
         d->mtime_ns != STORAGE_MTIME_UNKNOWN) {
         int64_t diff =
             s->mtime_ns > d->mtime_ns ? s->mtime_ns - d->mtime_ns : d->mtime_ns - s->mtime_ns;
-        return diff < TRANSFER_MTIME_TOLERANCE_NS;
+        return diff < run->mtime_tolerance_ns;
     }
     return -1;
 }
@@ -739,6 +739,11 @@ static int transfer_run(enum transfer_mode mode, const char *command, struct sto
 
     unsigned sf = storage_features(src), df = storage_features(dst);
     run.both_list_mtime = (sf & STORAGE_FEATURE_LIST_MTIME) && (df & STORAGE_FEATURE_LIST_MTIME);
+    run.mtime_tolerance_ns = TRANSFER_MTIME_TOLERANCE_NS;
+    if (storage_mtime_precision(src) > run.mtime_tolerance_ns)
+        run.mtime_tolerance_ns = storage_mtime_precision(src);
+    if (storage_mtime_precision(dst) > run.mtime_tolerance_ns)
+        run.mtime_tolerance_ns = storage_mtime_precision(dst);
     run.server_copy = (df & STORAGE_FEATURE_SERVER_COPY) &&
                       !strcmp(storage_driver_name(src), storage_driver_name(dst)) &&
                       !strcmp(storage_endpoint_id(src), storage_endpoint_id(dst));

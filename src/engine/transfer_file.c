@@ -198,7 +198,7 @@ static int decide_unchanged(struct transfer_worker *w, const struct storage_entr
             return r;
         if (sm != STORAGE_MTIME_UNKNOWN && dm != STORAGE_MTIME_UNKNOWN) {
             int64_t diff = sm > dm ? sm - dm : dm - sm;
-            *same = diff < TRANSFER_MTIME_TOLERANCE_NS;
+            *same = diff < run->mtime_tolerance_ns;
             return 0;
         }
     }

@@ -50,9 +50,10 @@ struct transfer_run {
     const char *command;
     struct storage *src, *dst;
     struct transfer_opts o;
-    bool server_copy;     /* src and dst can copy on the server */
-    bool both_list_mtime; /* both listings report true mtimes */
-    bool dst_missing;     /* dry run into a destination root that does not exist */
+    bool server_copy;           /* src and dst can copy on the server */
+    bool both_list_mtime;       /* both listings report true mtimes */
+    int64_t mtime_tolerance_ns; /* mtimes this close are equal (the coarser storage's precision) */
+    bool dst_missing;           /* dry run into a destination root that does not exist */
     struct timespec start;
 
     /* queue of work items, ring buffer of cap */

@@ -3,7 +3,8 @@
  * "/some/dir") into a struct storage.
  *
  * Rules (docs/REMOTES.md):
- *  - a scheme URL always wins: "s3://bucket[/prefix]";
+ *  - a scheme URL always wins: "s3://bucket[/prefix]",
+ *    "sftp://[user@]host[:port]/path", "smb://[domain;]user@host[:port]/share/path";
  *  - "name:path" is a named remote only if [name] exists in the config file;
  *    otherwise the whole string is a local path;
  *  - anything else is a local path.
@@ -23,14 +24,22 @@
 struct config;
 struct storage;
 
-enum remote_kind { REMOTE_LOCAL = 0, REMOTE_S3 = 1 };
+enum remote_kind { REMOTE_LOCAL = 0, REMOTE_S3 = 1, REMOTE_SFTP = 2, REMOTE_SMB = 3 };
 
 /* What a remote string names, before credentials are looked up. */
 struct remote_spec {
     enum remote_kind kind;
     char *name;   /* config section, or NULL for a URL/path */
     char *bucket; /* S3 */
-    char *path;   /* S3: prefix ("" for the bucket root); local: directory */
+    char *path;   /* S3: prefix ("" for the bucket root); local: directory;
+                     SFTP: directory ("/abs" or relative to the login directory);
+                     SMB: directory inside the share */
+    /* SFTP and SMB */
+    char *host; /* without brackets */
+    int port;   /* 0: the default */
+    char *user;
+    char *domain; /* SMB */
+    char *share;  /* SMB */
 };
 
 void remote_spec_release(struct remote_spec *rs);
@@ -52,6 +61,11 @@ struct remote_flags {
     int upload_concurrency;
     double retry_timeout;
     bool create_bucket;
+    /* SFTP */
+    const char *key_file;
+    const char *known_hosts;
+    const char *host_fingerprint;
+    bool follow_symlinks;
 };
 
 /* Open the storage for spec. */

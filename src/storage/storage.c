@@ -11,9 +11,12 @@
 #include "core/log.h"
 
 #include <stdatomic.h>
-
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
 
 struct storage_list {
     struct storage *st;
@@ -34,6 +37,77 @@ struct storage_writer {
     void *state;
     char *key;
 };
+
+int64_t storage_mtime_precision(const struct storage *st)
+{
+    return st->drv->mtime_precision_ns > 0 ? st->drv->mtime_precision_ns : 1;
+}
+
+int storage_key_check(const char *key, bool is_prefix, struct err *e)
+{
+    const char *what = is_prefix ? "prefix" : "key";
+
+    if (!*key) {
+        if (is_prefix)
+            return 0;
+        return err_set(e, ERR_USAGE, "invalid key '': a key cannot be empty");
+    }
+    if (key[0] == '/')
+        return err_set(e, ERR_USAGE, "invalid %s '%s': it must not start with '/'", what, key);
+    const char *s = key;
+    for (;;) {
+        const char *slash = strchr(s, '/');
+        size_t n = slash ? (size_t)(slash - s) : strlen(s);
+        if (n == 0) {
+            if (!slash && is_prefix)
+                return 0; /* trailing '/' of a prefix */
+            return err_set(e, ERR_USAGE, "invalid %s '%s': it has an empty path segment", what,
+                           key);
+        }
+        if ((n == 1 && s[0] == '.') || (n == 2 && s[0] == '.' && s[1] == '.'))
+            return err_set(e, ERR_USAGE,
+                           "invalid %s '%s': '.' and '..' segments are not allowed (they could "
+                           "reach outside the destination)",
+                           what, key);
+        if (!slash)
+            return 0;
+        s = slash + 1;
+    }
+}
+
+uint64_t storage_random64(void)
+{
+    static atomic_uint_fast64_t counter;
+    uint64_t v;
+    if (getrandom(&v, sizeof(v), GRND_NONBLOCK) == (ssize_t)sizeof(v))
+        return v;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return ((uint64_t)ts.tv_nsec << 20) ^ (uint64_t)ts.tv_sec ^ ((uint64_t)getpid() << 40) ^
+           atomic_fetch_add(&counter, 1);
+}
+
+void storage_temp_name(char *out, size_t cap, const char *base, size_t max_name)
+{
+    /* ".<base>.arca-tmp-<16 hex>": cut a long base to fit */
+    size_t fixed = 1 + (sizeof(STORAGE_TMP_MARK) - 1) + 16;
+    size_t room = max_name > fixed ? max_name - fixed : 0;
+    size_t blen = strlen(base);
+    int bl = (int)(blen < room ? blen : room);
+    snprintf(out, cap, ".%.*s" STORAGE_TMP_MARK "%016llx", bl, base,
+             (unsigned long long)storage_random64());
+}
+
+bool storage_is_temp_name(const char *name)
+{
+    return name[0] == '.' && strstr(name + 1, STORAGE_TMP_MARK) != NULL;
+}
+
+size_t storage_prefix_split(const char *prefix)
+{
+    const char *slash = strrchr(prefix, '/');
+    return slash ? (size_t)(slash - prefix) + 1 : 0;
+}
 
 int storage_key_cmp(const char *a, const char *b)
 {
@@ -215,7 +289,16 @@ int storage_read_open(struct storage *st, const char *key, uint64_t offset, int6
         memset(ent, 0, sizeof(*ent));
         ent->mtime_ns = STORAGE_MTIME_UNKNOWN;
     }
-    r = st->drv->read_open(st, key, offset, length, &rd->state, ent, e);
+    if (length == 0) {
+        /* nothing to read: only check that the key is there (drivers need
+         * not handle an empty range; S3 cannot even express one) */
+        struct storage_entry tmp;
+        r = storage_stat(st, key, ent ? ent : &tmp, e);
+        if (!ent && r == 0)
+            storage_entry_clear(&tmp);
+    } else {
+        r = st->drv->read_open(st, key, offset, length, &rd->state, ent, e);
+    }
     if (r) {
         free(rd);
         return r;
@@ -230,6 +313,8 @@ int storage_read(struct storage_reader *rd, void *buf, size_t cap, size_t *got, 
     int r = check_cancel(e);
     if (r)
         return r;
+    if (!rd->state)
+        return 0; /* an empty range */
     return rd->st->drv->read(rd->state, buf, cap, got, e);
 }
 
@@ -252,6 +337,11 @@ int storage_write_open(struct storage *st, const char *key, const struct storage
     struct storage_write_opts defaults = {.size_hint = -1, .mtime_ns = STORAGE_MTIME_UNKNOWN};
     if (!opts)
         opts = &defaults;
+    /* a key every driver can store: no "..", ".", empty segments or
+     * leading '/' (S3 would take them, and a restore to disk could not) */
+    r = storage_key_check(key, false, e);
+    if (r)
+        return r;
     struct storage_writer *w = calloc(1, sizeof(*w));
     if (!w || !(w->key = strdup(key))) {
         free(w);

@@ -96,6 +96,8 @@ const char *storage_display(const struct storage *st);
 unsigned storage_features(const struct storage *st);
 unsigned storage_hashes(const struct storage *st);
 const char *storage_driver_name(const struct storage *st);
+/* How finely the storage keeps written mtimes, in ns (>= 1). */
+int64_t storage_mtime_precision(const struct storage *st);
 /* Identity of the server/account for deciding whether server-side copy
  * between two storages is possible (same driver + same endpoint + same
  * credentials). Owned by st. */

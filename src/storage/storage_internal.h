@@ -18,6 +18,8 @@ struct storage_driver {
     const char *name;
     unsigned features;
     unsigned hashes;
+    /* How finely written mtimes are kept, in ns (SFTP: 1 s); 0 means 1 ns. */
+    int64_t mtime_precision_ns;
 
     int (*list_open)(struct storage *st, const char *prefix, void **state, struct err *e);
     int (*list_next)(void *state, struct storage_entry *ent, struct err *e);
@@ -62,5 +64,26 @@ int storage_list_skipped(struct storage *st, const char *key, const struct err *
 /* Allocate a storage for a driver; takes copies of display and endpoint_id. */
 struct storage *storage_new(const struct storage_driver *drv, const char *display,
                             const char *endpoint_id, void *priv);
+
+/* Keys: a '/'-separated list of non-empty segments other than "." and "..",
+ * not starting with '/'. A listing prefix may also be "" or end with '/'.
+ * ERR_USAGE naming the key otherwise. For drivers that map keys to paths. */
+int storage_key_check(const char *key, bool is_prefix, struct err *e);
+
+/* Temp names of atomic writes on file-like storages (local, SFTP, SMB):
+ * ".<base>.arca-tmp-<16 hex>", cut to at most max_name bytes (cap must be
+ * larger). Listings skip names that look like this (ours, or a crash's
+ * leftovers). */
+#define STORAGE_TMP_MARK ".arca-tmp-"
+void storage_temp_name(char *out, size_t cap, const char *base, size_t max_name);
+bool storage_is_temp_name(const char *name);
+
+/* Split a listing prefix into the directory part ("" or ending in '/') and
+ * the name filter after it: "a/b/c" -> "a/b/" + "c". Returns the length of
+ * the directory part. */
+size_t storage_prefix_split(const char *prefix);
+
+/* A random 64-bit value (getrandom, with a time/counter fallback). */
+uint64_t storage_random64(void);
 
 #endif

@@ -52,7 +52,38 @@ static const char config_text[] = "[minio]\n"
                                   "\n"
                                   "[badbucket]\n"
                                   "type = s3\n"
-                                  "bucket = no\n";
+                                  "bucket = no\n"
+                                  "\n"
+                                  "[web1]\n"
+                                  "type = sftp\n"
+                                  "host = web1.example.net\n"
+                                  "port = 2222\n"
+                                  "user = backup\n"
+                                  "root = /srv/backup\n"
+                                  "\n"
+                                  "[home]\n"
+                                  "type = sftp\n"
+                                  "host = ::1\n"
+                                  "\n"
+                                  "[office]\n"
+                                  "type = smb\n"
+                                  "host = files\n"
+                                  "domain = CORP\n"
+                                  "user = bob\n"
+                                  "\n"
+                                  "[finance]\n"
+                                  "type = smb\n"
+                                  "host = files\n"
+                                  "share = Finance\n"
+                                  "\n"
+                                  "[nohost]\n"
+                                  "type = sftp\n"
+                                  "user = x\n"
+                                  "\n"
+                                  "[badport]\n"
+                                  "type = sftp\n"
+                                  "host = h\n"
+                                  "port = 99999\n";
 
 static int setup(void **state)
 {
@@ -178,6 +209,83 @@ static void test_s3_urls(void **state)
     expect_error(NULL, spec, ERR_USAGE);
 }
 
+/* One sftp:// or smb:// spec; NULL fields must be absent. */
+static void expect_net(const struct config *cfg, const char *spec, enum remote_kind kind,
+                       const char *user, const char *domain, const char *host, int port,
+                       const char *share, const char *path)
+{
+    struct remote_spec rs;
+    struct err e;
+    err_clear(&e);
+    int r = remote_parse(spec, cfg, &rs, &e);
+    if (r)
+        print_error("'%s': %s\n", spec, e.msg);
+    assert_int_equal(r, 0);
+    assert_int_equal(rs.kind, kind);
+#define SAME(field, want)                                                                          \
+    do {                                                                                           \
+        if (want)                                                                                  \
+            assert_string_equal(rs.field, want);                                                   \
+        else                                                                                       \
+            assert_null(rs.field);                                                                 \
+    } while (0)
+    SAME(user, user);
+    SAME(domain, domain);
+    SAME(host, host);
+    SAME(share, share);
+    SAME(path, path);
+#undef SAME
+    assert_int_equal(rs.port, port);
+    remote_spec_release(&rs);
+}
+
+static void test_sftp_smb(void **state)
+{
+    struct fixture *f = *state;
+    expect_net(NULL, "sftp://bob@host/abs/dir", REMOTE_SFTP, "bob", NULL, "host", 0, NULL,
+               "/abs/dir");
+    expect_net(NULL, "sftp://bob@host:2222/abs", REMOTE_SFTP, "bob", NULL, "host", 2222, NULL,
+               "/abs");
+    expect_net(NULL, "sftp://host/~/rel/dir", REMOTE_SFTP, NULL, NULL, "host", 0, NULL, "rel/dir");
+    expect_net(NULL, "sftp://host/~", REMOTE_SFTP, NULL, NULL, "host", 0, NULL, "");
+    expect_net(NULL, "sftp://host", REMOTE_SFTP, NULL, NULL, "host", 0, NULL, "");
+    expect_net(NULL, "sftp://u@[::1]:22/x", REMOTE_SFTP, "u", NULL, "::1", 22, NULL, "/x");
+    expect_net(NULL, "smb://CORP;bob@files:4445/Share/a/b", REMOTE_SMB, "bob", "CORP", "files",
+               4445, "Share", "a/b");
+    expect_net(NULL, "smb://files/public", REMOTE_SMB, NULL, NULL, "files", 0, "public", "");
+    /* named */
+    expect_net(&f->cfg, "web1:www/html", REMOTE_SFTP, "backup", NULL, "web1.example.net", 2222,
+               NULL, "/srv/backup/www/html");
+    expect_net(&f->cfg, "web1:", REMOTE_SFTP, "backup", NULL, "web1.example.net", 2222, NULL,
+               "/srv/backup");
+    expect_net(&f->cfg, "home:docs", REMOTE_SFTP, NULL, NULL, "::1", 0, NULL, "docs");
+    expect_net(&f->cfg, "office:Finance/2024", REMOTE_SMB, "bob", "CORP", "files", 0, "Finance",
+               "2024");
+    expect_net(&f->cfg, "finance:2024/q1", REMOTE_SMB, NULL, NULL, "files", 0, "Finance",
+               "2024/q1");
+    /* errors */
+    expect_error(NULL, "sftp://", ERR_USAGE);
+    expect_error(NULL, "sftp://u@/x", ERR_USAGE);
+    expect_error(NULL, "sftp://h:0/x", ERR_USAGE);
+    expect_error(NULL, "sftp://h:70000/x", ERR_USAGE);
+    expect_error(NULL, "sftp://[::1/x", ERR_USAGE);
+    expect_error(NULL, "smb://files", ERR_USAGE);
+    expect_error(NULL, "smb://files/", ERR_USAGE);
+    expect_error(&f->cfg, "office:", ERR_USAGE);
+    const char *msg = expect_error(&f->cfg, "nohost:x", ERR_CONFIG);
+    assert_non_null(strstr(msg, "host"));
+    expect_error(&f->cfg, "badport:x", ERR_CONFIG);
+    /* a password in the URL is refused without being echoed */
+    const char *specs[] = {"sftp://bob:hunter2@host/x", "smb://CORP;bob:hunter2@files/s",
+                           "sftp://bob:hun@ter2@host/x"};
+    for (size_t i = 0; i < sizeof(specs) / sizeof(specs[0]); i++) {
+        msg = expect_error(NULL, specs[i], ERR_USAGE);
+        assert_non_null(strstr(msg, "password"));
+        assert_null(strstr(msg, "hunter2"));
+        assert_null(strstr(msg, "ter2"));
+    }
+}
+
 static void test_local_paths(void **state)
 {
     struct fixture *f = *state;
@@ -279,6 +387,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_s3_urls, setup, teardown),
         cmocka_unit_test_setup_teardown(test_local_paths, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sftp_smb, setup, teardown),
         cmocka_unit_test_setup_teardown(test_named_remotes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_named_remote_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_malformed, setup, teardown),

@@ -1157,12 +1157,15 @@ static void test_whole_run_error_stops(void **state)
     struct run_ctx c;
     ctx_init(&c);
     char key[16];
-    for (int i = 0; i < 40; i++) {
-        snprintf(key, sizeof(key), "k%02d", i);
+    /* many files after the failing one, so the other worker cannot have
+     * done them all by the time the error stops the run, however the
+     * threads are scheduled */
+    for (int i = 0; i < 2000; i++) {
+        snprintf(key, sizeof(key), "k%04d", i);
         mem_put(m, key, "some content here", BASE_MTIME);
     }
     mem_put(md, "zz-extra", "x", BASE_MTIME);
-    snprintf(m->fail_read, sizeof(m->fail_read), "k05");
+    snprintf(m->fail_read, sizeof(m->fail_read), "k0005");
     m->fail_code = ERR_AUTH;
     m->read_chunk = 4;
     c.o.transfers = 2;
@@ -1172,11 +1175,11 @@ static void test_whole_run_error_stops(void **state)
     assert_int_equal(c.e.code, ERR_AUTH);
     assert_int_equal(c.res.status, EVENT_STATUS_FAILED);
     assert_non_null(mem_get(md, "zz-extra"));
-    assert_null(mem_get(md, "k05"));
+    assert_null(mem_get(md, "k0005"));
     assert_int_equal(atomic_load(&md->writes_open), 0);
     /* it stopped: not every file was attempted */
-    assert_true(c.res.files_transferred < 39);
-    assert_int_equal(ev_count(&c.log, "k05", "failed"), 0);
+    assert_true(c.res.files_transferred < 1999);
+    assert_int_equal(ev_count(&c.log, "k0005", "failed"), 0);
     json_t *s = ev_summary(&c.log);
     assert_string_equal(json_string_value(json_object_get(json_object_get(s, "error"), "class")),
                         "auth");

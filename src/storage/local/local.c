@@ -36,16 +36,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
-#define LOCAL_TMP_MARK ".arca-tmp-"
 #define LOCAL_DEFAULT_MODE 0644u
 #define LOCAL_OPEN_RETRIES 3
 #define LOCAL_CANCEL_EVERY 1024
@@ -108,45 +105,6 @@ static int local_errno(const struct local_priv *p, struct err *e, int errnum, co
 }
 
 /* ---- keys and paths ---------------------------------------------------- */
-
-/* A key is a '/'-separated list of non-empty segments other than "." and
- * "..". A listing prefix may also be "" or end with '/'. */
-static int local_key_check(const char *key, bool is_prefix, struct err *e)
-{
-    const char *what = is_prefix ? "prefix" : "key";
-
-    if (!*key) {
-        if (is_prefix)
-            return 0;
-        return err_set(e, ERR_USAGE, "invalid key '': a key cannot be empty");
-    }
-    if (key[0] == '/')
-        return err_set(e, ERR_USAGE, "invalid %s '%s': it must not start with '/'", what, key);
-    const char *s = key;
-    for (;;) {
-        const char *slash = strchr(s, '/');
-        size_t n = slash ? (size_t)(slash - s) : strlen(s);
-        if (n == 0) {
-            if (!slash && is_prefix)
-                return 0; /* trailing '/' of a prefix */
-            return err_set(e, ERR_USAGE, "invalid %s '%s': it has an empty path segment", what,
-                           key);
-        }
-        if ((n == 1 && s[0] == '.') || (n == 2 && s[0] == '.' && s[1] == '.'))
-            return err_set(e, ERR_USAGE,
-                           "invalid %s '%s': '.' and '..' segments are not allowed (they could "
-                           "reach outside the destination)",
-                           what, key);
-        if (!slash)
-            return 0;
-        s = slash + 1;
-    }
-}
-
-static bool local_is_temp_name(const char *name)
-{
-    return name[0] == '.' && strstr(name + 1, LOCAL_TMP_MARK) != NULL;
-}
 
 static int64_t local_mtime_ns(const struct stat *sb)
 {
@@ -459,7 +417,7 @@ static int local_level_load(struct local_level *lv, const char *filter)
             continue;
         if (flen && strncmp(nm, filter, flen) != 0)
             continue;
-        if (local_is_temp_name(nm))
+        if (storage_is_temp_name(nm))
             continue;
         unsigned char kind;
         switch (de->d_type) {
@@ -647,7 +605,7 @@ static int local_list_open(struct storage *st, const char *prefix, void **state,
     int r;
 
     *state = NULL;
-    r = local_key_check(prefix, true, e);
+    r = storage_key_check(prefix, true, e);
     if (r)
         return r;
     l = calloc(1, sizeof(*l));
@@ -783,7 +741,7 @@ static int local_stat(struct storage *st, const char *key, struct storage_entry 
     int dirfd = -1;
     const char *base;
     struct stat sb;
-    int r = local_key_check(key, false, e);
+    int r = storage_key_check(key, false, e);
     if (r)
         return r;
     r = local_parent_open(p, key, false, "read", &dirfd, &base, e);
@@ -839,7 +797,7 @@ static int local_read_open(struct storage *st, const char *key, uint64_t offset,
     int r;
 
     *state = NULL;
-    r = local_key_check(key, false, e);
+    r = storage_key_check(key, false, e);
     if (r)
         return r;
     rd = calloc(1, sizeof(*rd));
@@ -950,18 +908,6 @@ static void local_writer_free(struct local_writer *w, bool unlink_tmp)
     free(w);
 }
 
-static uint64_t local_random64(void)
-{
-    static atomic_uint_fast64_t counter;
-    uint64_t v;
-    if (getrandom(&v, sizeof(v), GRND_NONBLOCK) == (ssize_t)sizeof(v))
-        return v;
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return ((uint64_t)ts.tv_nsec << 20) ^ (uint64_t)ts.tv_sec ^ ((uint64_t)getpid() << 40) ^
-           atomic_fetch_add(&counter, 1);
-}
-
 static int local_write_open(struct storage *st, const char *key,
                             const struct storage_write_opts *opts, void **state, struct err *e)
 {
@@ -970,7 +916,7 @@ static int local_write_open(struct storage *st, const char *key,
     int r;
 
     *state = NULL;
-    r = local_key_check(key, false, e);
+    r = storage_key_check(key, false, e);
     if (r)
         return r;
     w = calloc(1, sizeof(*w));
@@ -999,12 +945,7 @@ static int local_write_open(struct storage *st, const char *key,
                         p->root, p->sep, key);
             goto out;
         }
-        /* ".<base>.arca-tmp-<16 hex>" within NAME_MAX: cut a long base */
-        size_t room = NAME_MAX - 1 - (sizeof(LOCAL_TMP_MARK) - 1) - 16;
-        size_t blen = strlen(w->base);
-        int bl = (int)(blen < room ? blen : room);
-        snprintf(w->tmp, sizeof(w->tmp), ".%.*s" LOCAL_TMP_MARK "%016llx", bl, w->base,
-                 (unsigned long long)local_random64());
+        storage_temp_name(w->tmp, sizeof(w->tmp), w->base, NAME_MAX);
         w->fd =
             openat(w->dirfd, w->tmp, O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0600);
         if (w->fd >= 0)
@@ -1095,9 +1036,23 @@ out:
     return r;
 }
 
+static void local_prune_parents(const struct local_priv *p, int root_fd, const char *key);
+
+/* Abort leaves nothing: the temp file, and the directories the write
+ * created (any directory of the key left empty). */
 static void local_write_abort(void *state)
 {
-    local_writer_free(state, true);
+    struct local_writer *w = state;
+    struct local_priv *p = w->p;
+    char *key = strdup(w->key);
+    local_writer_free(w, true);
+    int root_fd = -1;
+    struct err ignored;
+    if (key && local_root_open(p, false, "remove", &root_fd, &ignored) == 0) {
+        local_prune_parents(p, root_fd, key);
+        close(root_fd);
+    }
+    free(key);
 }
 
 /* ---- remove ------------------------------------------------------------ */
@@ -1137,7 +1092,7 @@ static int local_remove(struct storage *st, const char *key, struct err *e)
     struct local_priv *p = st->priv;
     int root_fd = -1, dirfd = -1;
     const char *base;
-    int r = local_key_check(key, false, e);
+    int r = storage_key_check(key, false, e);
     if (r)
         return r;
     r = local_root_open(p, false, "remove", &root_fd, e);

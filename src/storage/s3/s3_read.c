@@ -205,8 +205,8 @@ static int rd_judge(struct s3_reader *rd, struct err *e)
         return err_set(e, ERR_IO,
                        "%s: the object changed while it was read; it will be copied next run",
                        what);
-    if (status == 416 && rd->next > 0 && rd->end < 0)
-        return 0; /* nothing left: the resume asked past the end */
+    if (status == 416 && rd->next > 0)
+        return 0; /* nothing left: the range starts at or past the end */
     CURLcode cr = rd->done ? rd->result : CURLE_OK;
     long judged = (status >= 200 && status < 300) ? 0 : status; /* broken mid-body */
     double elapsed = s3_now() - rd->started;
