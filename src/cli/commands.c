@@ -169,6 +169,68 @@ out:
  * rclone does. *only_key is set then (owned by the caller). Returns 1 when
  * it handled the source, 0 when the source is something else, or a
  * negative error. */
+/* SFTP and SMB: open the parent directory and stat the last segment; a
+ * regular file there makes a single-file source (the connection is kept
+ * for the copy). 1, 0 (not a file), or a negative error. */
+static int open_single_remote_file(struct cli *c, const char *spec, struct remote_spec *rs,
+                                   struct storage **out, char **only_key, struct err *e)
+{
+    char *path = rs->path;
+    size_t n = strlen(path);
+    while (n > 1 && path[n - 1] == '/')
+        path[--n] = '\0';
+    char *slash = strrchr(path, '/');
+    const char *name = slash ? slash + 1 : path;
+    if (!*name || !strcmp(name, ".") || !strcmp(name, "..") || !strcmp(name, "~"))
+        return 0;
+    char *parent = slash ? strndup(path, slash == path ? 1 : (size_t)(slash - path)) : strdup("");
+    char *base = strdup(name);
+    struct storage *st = NULL;
+    struct storage_entry ent;
+    int r;
+    if (!parent || !base) {
+        r = err_set(e, ERR_NOMEM, "out of memory");
+        goto out;
+    }
+    rs->path = parent;
+    r = remote_open_spec(rs, spec, &c->cfg, &c->rflags, &st, e);
+    rs->path = path;
+    if (r)
+        goto out;
+    memset(&ent, 0, sizeof(ent));
+    r = storage_stat(st, base, &ent, e);
+    if (r == 0 && ent.type == STORAGE_TYPE_FILE) {
+        storage_entry_clear(&ent);
+        if (!strcmp(c->command, "sync")) {
+            r = err_set(e, ERR_USAGE,
+                        "sync needs a directory as source, not the file '%s'; use copy for one "
+                        "file",
+                        spec);
+            goto out;
+        }
+        *out = st;
+        *only_key = base;
+        st = NULL;
+        base = NULL;
+        r = 1;
+        goto out;
+    }
+    if (r == 0)
+        storage_entry_clear(&ent);
+    /* not a file, absent, or the parent cannot be read: let the normal path
+     * open it and say what is wrong; but a refused login or host key is
+     * final */
+    if (r == ERR_AUTH || r == ERR_REFUSED || r == ERR_NET || r == ERR_CANCELLED)
+        goto out;
+    err_clear(e);
+    r = 0;
+out:
+    storage_close(st);
+    free(parent);
+    free(base);
+    return r;
+}
+
 static int open_single_file(struct cli *c, const char *spec, struct storage **out, char **only_key,
                             struct err *e)
 {
@@ -189,6 +251,11 @@ static int open_single_file(struct cli *c, const char *spec, struct storage **ou
                 "sync needs a prefix as source, not the object '%s'; use copy for one object",
                 spec);
         }
+        remote_spec_release(&rs);
+        return r;
+    }
+    if (rs.kind == REMOTE_SFTP || rs.kind == REMOTE_SMB) {
+        r = open_single_remote_file(c, spec, &rs, out, only_key, e);
         remote_spec_release(&rs);
         return r;
     }

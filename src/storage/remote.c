@@ -647,20 +647,25 @@ int remote_open_as(const char *spec, const char *display, const struct config *c
                    const struct remote_flags *flags, struct storage **out, struct err *e)
 {
     struct remote_spec rs;
-    struct remote_flags none = {.path_style = -1};
     int r = remote_parse(spec, cfg, &rs, e);
     if (r)
         return r;
-    if (!flags)
-        flags = &none;
-    if (rs.kind == REMOTE_S3)
-        r = open_s3(display, &rs, cfg, flags, out, e);
-    else if (rs.kind == REMOTE_SFTP)
-        r = open_sftp(display, &rs, cfg, flags, out, e);
-    else if (rs.kind == REMOTE_SMB)
-        r = open_smb(display, &rs, cfg, flags, out, e);
-    else
-        r = local_storage_open(rs.path, display, out, e);
+    r = remote_open_spec(&rs, display, cfg, flags, out, e);
     remote_spec_release(&rs);
     return r;
+}
+
+int remote_open_spec(const struct remote_spec *rs, const char *display, const struct config *cfg,
+                     const struct remote_flags *flags, struct storage **out, struct err *e)
+{
+    struct remote_flags none = {.path_style = -1};
+    if (!flags)
+        flags = &none;
+    if (rs->kind == REMOTE_S3)
+        return open_s3(display, rs, cfg, flags, out, e);
+    if (rs->kind == REMOTE_SFTP)
+        return open_sftp(display, rs, cfg, flags, out, e);
+    if (rs->kind == REMOTE_SMB)
+        return open_smb(display, rs, cfg, flags, out, e);
+    return local_storage_open(rs->path, display, out, e);
 }

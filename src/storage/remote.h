@@ -71,6 +71,9 @@ struct remote_flags {
 /* Open the storage for spec. */
 int remote_open(const char *spec, const struct config *cfg, const struct remote_flags *flags,
                 struct storage **out, struct err *e);
+/* Open what remote_parse() gave (e.g. with its path changed). */
+int remote_open_spec(const struct remote_spec *rs, const char *display, const struct config *cfg,
+                     const struct remote_flags *flags, struct storage **out, struct err *e);
 /* The same, naming the storage `display` in messages. */
 int remote_open_as(const char *spec, const char *display, const struct config *cfg,
                    const struct remote_flags *flags, struct storage **out, struct err *e);

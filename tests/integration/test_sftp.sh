@@ -138,6 +138,15 @@ assert_same_tree "$SRC" "$ROOT/up" "after sync"
 arca_run check "${A[@]}" "$SRC" s:up
 assert_rc 0 "check after sync"
 
+# one file as the source, as for local files and S3 objects
+arca_run copy "${A[@]}" s:up/big "$IT_TMP/one"
+assert_rc 0 "copy one SFTP file"
+cmp -s "$SRC/big" "$IT_TMP/one/big" || fail "the single file copied is not the same"
+[ "$(ls "$IT_TMP/one")" = big ] || fail "copying one file copied more: $(ls "$IT_TMP/one")"
+arca_run sync "${A[@]}" s:up/big "$IT_TMP/one"
+assert_rc 2 "sync from one file"
+assert_one_line_error "sync needs a directory as source"
+
 # --- ways to log in ------------------------------------------------------------------
 for r in secdsa spass spw spin shashed; do
     arca_run ls "${A[@]}" "$r:up"

@@ -136,6 +136,12 @@ assert_same_tree "$SRC" "$IT_TMP/down" "smb -> local"
 assert_eq "$(mtime_ns "$IT_TMP/down/a-b")" "${src_mt%???}000" "mtime back (to the microsecond)"
 assert_eq "$(stat -c %s "$IT_TMP/down/empty")" 0 "empty file"
 
+# one file as the source, as for local files and S3 objects
+arca_run copy "${A[@]}" "$R/up/a-b" "$IT_TMP/one"
+assert_rc 0 "copy one SMB file"
+cmp -s "$SRC/a-b" "$IT_TMP/one/a-b" || fail "the single file copied is not the same"
+[ "$(ls "$IT_TMP/one")" = a-b ] || fail "copying one file copied more: $(ls "$IT_TMP/one")"
+
 arca_run copy --json "${A[@]}" "$SRC" "$R/up"
 assert_rc 0 "re-run"
 assert_summary files_transferred 0

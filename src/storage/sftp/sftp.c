@@ -1034,6 +1034,11 @@ int sftp_storage_open(const struct sftp_opts *o, const char *display, struct sto
         sftp_priv_free(p);
         return nomem(e);
     }
+    /* never in a log line, whatever message might quote them */
+    if (p->password && *p->password)
+        log_add_secret(p->password);
+    if (p->key_passphrase && *p->key_passphrase)
+        log_add_secret(p->key_passphrase);
     char endpoint[1024];
     snprintf(endpoint, sizeof(endpoint), "sftp://%s@%s", p->user, p->addr);
     struct storage *st = storage_new(&sftp_driver, display, endpoint, p);
