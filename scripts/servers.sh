@@ -52,20 +52,32 @@ alive_pids() {
     done < "$state/pids"
 }
 
-do_stop() {
-    local pids pid _
+# What stop must end: the recorded PIDs, smbd's children (one per client),
+# and samba-dcerpcd with its workers, which smbd starts on demand for RPC
+# such as listing shares and which detach: every process started with our
+# smb.conf.
+stop_pids() {
+    local pids pid
     pids=$(alive_pids)
-    # smbd serves each client from a child process: stop those too
     for pid in $pids; do
         case "$(cmdline_of "$pid")" in
         *smbd*) pids="$pids $(pgrep -P "$pid" | tr '\n' ' ' || true)" ;;
         esac
     done
+    if [ -f "$state/smb/smb.conf" ]; then
+        pids="$pids $(pgrep -f -- "$state/smb/smb.conf" | tr '\n' ' ' || true)"
+    fi
+    echo $pids
+}
+
+do_stop() {
+    local pids _
+    pids=$(stop_pids)
     if [ -n "$pids" ]; then
         # shellcheck disable=SC2086
         kill -TERM $pids 2>/dev/null || true
         for _ in $(seq 50); do
-            pids=$(alive_pids)
+            pids=$(stop_pids)
             [ -z "$pids" ] && break
             sleep 0.1
         done
