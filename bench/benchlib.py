@@ -1,4 +1,5 @@
-"""benchlib.py - data, verification and the report table for bench/run.sh.
+"""benchlib.py - data, verification and the report table for bench/run.sh
+and bench/sftp.sh.
 
 Run with /usr/bin/python3 (standard library only):
 
@@ -18,6 +19,17 @@ Run with /usr/bin/python3 (standard library only):
 
 A manifest maps a relative path to [size, sha256]. Exit status 0 means yes;
 1 prints the first differences on stdout.
+
+META_JSON (strings) may change the table; without these keys it is
+bench/run.sh's:
+  tools        "arca,rclone,openssh": the tools, in table order; ratios are
+               the first tool's to each other one (default "arca,rclone")
+  server_cols  "sshd_cpu_s:sshd%,s3rver_cpu_s:s3rver%": per-run server CPU
+               seconds to show as % of wall time, with their headers
+               (default "server_cpu_s:srv CPU%"); a run without the key
+               shows "-"
+  title_N      the title of row N
+  notes        the text under the table (lines separated by newlines)
 """
 
 import hashlib
@@ -161,6 +173,8 @@ def size_name(n):
 
 
 def row_title(row, meta):
+    if "title_%d" % row in meta:
+        return meta["title_%d" % row]
     big = size_name(int(meta.get("big_mib", 1024)) << 20)
     count = int(meta.get("small_count", 10000))
     count = "%dk" % (count // 1000) if count % 1000 == 0 else str(count)
@@ -176,6 +190,23 @@ def row_title(row, meta):
 TOOLS = ("arca", "rclone")
 
 
+def tools_of(meta):
+    if meta.get("tools"):
+        return tuple(meta["tools"].split(","))
+    return TOOLS
+
+
+def server_cols(meta):
+    """[(run key, summary key prefix, header)]: server_cpu_s -> server_cpu_pct."""
+    spec = meta.get("server_cols") or "server_cpu_s:srv CPU%"
+    cols = []
+    for item in spec.split(","):
+        key, _, head = item.partition(":")
+        base = key[:-2] if key.endswith("_s") else key
+        cols.append((key, base, head or key))
+    return cols
+
+
 def median(xs):
     return statistics.median(xs) if xs else None
 
@@ -183,8 +214,10 @@ def median(xs):
 def summarize(runs, meta):
     out = []
     for row in sorted({r["row"] for r in runs}):
-        for tool in TOOLS:
+        for tool in tools_of(meta):
             rs = [r for r in runs if r["row"] == row and r["tool"] == tool]
+            if not rs:
+                continue
             ok = [r for r in rs if r["ok"] == 1]
             s = {"row": row, "title": row_title(row, meta),
                  "tool": tool, "runs": len(rs), "ok": len(ok)}
@@ -192,9 +225,11 @@ def summarize(runs, meta):
                 s["wall_s"] = median([r["wall_s"] for r in ok])
                 s["cpu_s"] = median([r["user_s"] + r["sys_s"] for r in ok])
                 s["rss_mib"] = median([r["rss_kib"] / 1024.0 for r in ok])
-                s["server_cpu_pct"] = median([100.0 * r["server_cpu_s"] / r["wall_s"] for r in ok])
+                for key, base, _ in server_cols(meta):
+                    has = [r for r in ok if key in r]
+                    s[base + "_pct"] = median([100.0 * r[key] / r["wall_s"] for r in has])
+                    s[key] = median([r[key] for r in has])
                 s["other_cpu_pct"] = median([100.0 * r["other_cpu_s"] / r["wall_s"] for r in ok])
-                s["server_cpu_s"] = median([r["server_cpu_s"] for r in ok])
                 s["sync_after_s"] = median([r.get("sync_after_s", 0) for r in ok])
                 s["iowait_s"] = median([r.get("iowait_s", 0) for r in ok])
                 if "requests" in ok[0]:
@@ -217,6 +252,14 @@ def ratio(a, b, key):
     return a[key] / b[key]
 
 
+NOTES = """Medians of the successful runs. CPU s = user+sys of the client process; srv CPU% =
+s3rver's CPU time / wall time (100% = one core; s3rver runs its JS on one thread,
+so near 100% it is the bottleneck); other% = CPU used by everything else on the
+machine during the run (noise from other work, and kernel writeback); sync s = time
+of a 'sync' right after the run, outside the timing: data the run left unwritten
+(arca fsyncs what it writes, rclone does not); rate = size or files / median wall."""
+
+
 def report(runs_path, meta_path, out_path=None):
     runs = []
     if os.path.exists(runs_path):
@@ -226,47 +269,56 @@ def report(runs_path, meta_path, out_path=None):
         meta = json.load(f)
     summary = summarize(runs, meta)
     reqs = any("requests" in s for s in summary)
+    tools = tools_of(meta)
+    cols = [(base, head, max(9, len(head) + 1)) for _, base, head in server_cols(meta)]
 
-    head = ("%-27s %-12s %5s %8s %7s %8s %9s %8s %7s %11s" %
-            ("row", "tool", "ok", "wall s", "CPU s", "RSS MiB", "srv CPU%", "other%", "sync s",
-             "rate"))
+    head = ("%-27s %-12s %5s %8s %7s %8s" % ("row", "tool", "ok", "wall s", "CPU s", "RSS MiB") +
+            "".join(" %*s" % (w, h) for _, h, w in cols) +
+            " %8s %7s %11s" % ("other%", "sync s", "rate"))
     if reqs:
         head += " %9s" % "requests"
     print(head)
     print("-" * len(head))
     by = {(s["row"], s["tool"]): s for s in summary}
     for row in sorted({s["row"] for s in summary}):
-        for tool in TOOLS:
+        first = True
+        for tool in tools:
             s = by.get((row, tool))
             if not s:
                 continue
             rate = None
             if s.get("rate") is not None:
                 rate = "%.1f %s" % (s["rate"], s["rate_unit"])
-            line = "%-27s %-12s %5s %s %s %s %s %s %s %s" % (
-                ("%d %s" % (row, s["title"])) if tool == TOOLS[0] else "",
+            line = "%-27s %-12s %5s %s %s %s" % (
+                ("%d %s" % (row, s["title"])) if first else "",
                 tool, "%d/%d" % (s["ok"], s["runs"]),
                 fmt(s.get("wall_s"), "%.2f", 8), fmt(s.get("cpu_s"), "%.2f", 7),
-                fmt(s.get("rss_mib"), "%.1f", 8), fmt(s.get("server_cpu_pct"), "%.0f%%", 9),
+                fmt(s.get("rss_mib"), "%.1f", 8))
+            first = False
+            for base, _, w in cols:
+                line += " " + fmt(s.get(base + "_pct"), "%.0f%%", w)
+            line += " %s %s %s" % (
                 fmt(s.get("other_cpu_pct"), "%.0f%%", 8), fmt(s.get("sync_after_s"), "%.2f", 7),
                 (rate or "-").rjust(11))
             if reqs:
                 line += " %s" % fmt(s.get("requests"), "%.0f", 9)
             print(line)
-        a, b = by.get((row, "arca")), by.get((row, "rclone"))
-        if a and b:
+        a = by.get((row, tools[0]))
+        for other in tools[1:]:
+            b = by.get((row, other))
+            if not (a and b):
+                continue
             rw, rc, rr = ratio(a, b, "wall_s"), ratio(a, b, "cpu_s"), ratio(a, b, "rss_mib")
-            a["ratio_wall"], a["ratio_cpu"], a["ratio_rss"] = rw, rc, rr
-            print("%-27s %-12s %5s %s %s %s" % ("", "arca/rclone", "",
+            if other == tools[1]:
+                a["ratio_wall"], a["ratio_cpu"], a["ratio_rss"] = rw, rc, rr
+            else:
+                a["ratio_wall_" + other], a["ratio_cpu_" + other] = rw, rc
+                a["ratio_rss_" + other] = rr
+            print("%-27s %-12s %5s %s %s %s" % ("", "%s/%s" % (tools[0], other), "",
                                               fmt(rw, "%.2fx", 8), fmt(rc, "%.2fx", 7),
                                               fmt(rr, "%.2fx", 8)))
     print()
-    print("Medians of the successful runs. CPU s = user+sys of the client process; srv CPU% =")
-    print("s3rver's CPU time / wall time (100% = one core; s3rver runs its JS on one thread,")
-    print("so near 100% it is the bottleneck); other% = CPU used by everything else on the")
-    print("machine during the run (noise from other work, and kernel writeback); sync s = time")
-    print("of a 'sync' right after the run, outside the timing: data the run left unwritten")
-    print("(arca fsyncs what it writes, rclone does not); rate = size or files / median wall.")
+    print(meta.get("notes") or NOTES)
     failed = [r for r in runs if r["ok"] != 1]
     for r in failed:
         print("FAILED: row %s %s rep %s: %s" % (r["row"], r["tool"], r["rep"], r.get("why", "")))
