@@ -366,6 +366,14 @@ static int sftp_reader_attach(struct sftp_reader *rd, struct storage_entry *ent,
     }
     if (rd->pos)
         libssh2_sftp_seek64(rd->h, rd->pos);
+    /* never ask past the size the file had at open: libssh2 1.10 sends
+     * read-ahead requests for the whole buffer it is given, ~140 of them
+     * answered EOF for a 4 KiB file */
+    if (attrs_have(&a, LIBSSH2_SFTP_ATTR_SIZE)) {
+        uint64_t rest = a.filesize > rd->pos ? a.filesize - rd->pos : 0;
+        if (rest < rd->left)
+            rd->left = rest;
+    }
     if (ent) {
         memset(ent, 0, sizeof(*ent));
         ent->key = strdup(rd->key);
