@@ -30,6 +30,8 @@
 # (4) that no object file on the server was rewritten), so a fast but wrong
 # run counts as failed, not as fast.
 set -euo pipefail
+# shellcheck source=bench/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 py=/usr/bin/python3
@@ -53,17 +55,6 @@ arca_flags=(--transfers 4 --s3-part-size 16M --s3-upload-concurrency 4)
 rclone_flags=(--fast-list --transfers 4 --checkers 8 --s3-chunk-size 16M
     --s3-upload-concurrency 4 --s3-upload-cutoff 16M)
 
-die() {
-    echo "bench: $*" >&2
-    exit 1
-}
-say() {
-    echo "bench: $*" >&2
-}
-
-is_uint() {
-    case "$1" in '' | *[!0-9]*) return 1 ;; *) return 0 ;; esac
-}
 if ! is_uint "$reps" || [ "$reps" -lt 1 ]; then
     die "REPS must be a positive integer, not '$reps'"
 fi
@@ -240,14 +231,6 @@ proc_ticks() {
     fi
     awk '{ print $14 + $15 }' "/proc/$1/stat"
 }
-# user nice system irq softirq steal of all CPUs (idle and iowait left out)
-machine_ticks() {
-    awk '$1 == "cpu" { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat
-}
-# time all CPUs spent idle waiting for I/O
-iowait_ticks() {
-    awk '$1 == "cpu" { print $6 }' /proc/stat
-}
 request_count() {
     if [ "$reqlog" = 1 ]; then
         grep -c ' [1-5][0-9][0-9] [0-9.]*m\?s ' "$tmp/s3rver.log" || true
@@ -260,22 +243,6 @@ request_count() {
 # (at most quiet_max seconds) for a second in which everything but our idle
 # s3rver used less than quiet_pct percent of one CPU.
 waited_total=0
-wait_quiet() {
-    local start=$SECONDS m0 m1 busy
-    [ "$quiet_max" -gt 0 ] || return 0
-    while :; do
-        m0=$(machine_ticks)
-        sleep 1
-        m1=$(machine_ticks)
-        busy=$(((m1 - m0) * 100 / clk))
-        [ "$busy" -lt "$quiet_pct" ] && break
-        if [ $((SECONDS - start)) -ge "$quiet_max" ]; then
-            say "machine still busy (${busy}% of a CPU) after ${quiet_max}s; running anyway"
-            break
-        fi
-    done
-    waited_total=$((waited_total + SECONDS - start))
-}
 
 remote() { # TOOL PREFIX
     case "$1" in

@@ -32,6 +32,8 @@
 # (SHA-256 of every file against the generated manifest), so a fast but wrong
 # run counts as failed, not as fast.
 set -euo pipefail
+# shellcheck source=bench/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 py=/usr/bin/python3
@@ -58,17 +60,6 @@ arca_s3_flags=(--s3-part-size 16M --s3-upload-concurrency 4)
 rclone_flags=(--transfers 4 --checkers 8)
 rclone_s3_flags=(--fast-list --s3-chunk-size 16M --s3-upload-concurrency 4 --s3-upload-cutoff 16M)
 
-die() {
-    echo "bench: $*" >&2
-    exit 1
-}
-say() {
-    echo "bench: $*" >&2
-}
-
-is_uint() {
-    case "$1" in '' | *[!0-9]*) return 1 ;; *) return 0 ;; esac
-}
 if ! is_uint "$reps" || [ "$reps" -lt 1 ]; then
     die "REPS must be a positive integer, not '$reps'"
 fi
@@ -345,35 +336,11 @@ s3rver_ticks() {
     our_child_alive "$s3pid" || { say "s3rver (pid $s3pid) has stopped; its log: $tmp/s3rver.log"; return 1; }
     awk '{ print $14 + $15 }' "/proc/$s3pid/stat"
 }
-# user nice system irq softirq steal of all CPUs (idle and iowait left out)
-machine_ticks() {
-    awk '$1 == "cpu" { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat
-}
-# time all CPUs spent idle waiting for I/O
-iowait_ticks() {
-    awk '$1 == "cpu" { print $6 }' /proc/stat
-}
 
 # Other work on the machine slows every tool at random: before each run, wait
 # (at most quiet_max seconds) for a second in which everything but our idle
 # servers used less than quiet_pct percent of one CPU.
 waited_total=0
-wait_quiet() {
-    local start=$SECONDS m0 m1 busy
-    [ "$quiet_max" -gt 0 ] || return 0
-    while :; do
-        m0=$(machine_ticks)
-        sleep 1
-        m1=$(machine_ticks)
-        busy=$(((m1 - m0) * 100 / clk))
-        [ "$busy" -lt "$quiet_pct" ] && break
-        if [ $((SECONDS - start)) -ge "$quiet_max" ]; then
-            say "machine still busy (${busy}% of a CPU) after ${quiet_max}s; running anyway"
-            break
-        fi
-    done
-    waited_total=$((waited_total + SECONDS - start))
-}
 
 tool_cmd() { # ROW TOOL TAG: sets the arrays cmd and the output directory out
     local row=$1 tool=$2 tag=$3 what

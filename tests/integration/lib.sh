@@ -511,3 +511,43 @@ it_conformance_leftovers() {
     fi
     [ -z "$dirs" ] || fail "the suite left directories in '$dir': $(echo "$dirs" | tr '\n' ' ')"
 }
+
+# --- connection loss -------------------------------------------------------------
+
+# it_kill_peer PORT PID: kill every process holding the server end of
+# process PID's TCP connection to 127.0.0.1:PORT (sshd's monitor and its
+# child, smbd's child): for the client, the connection is lost mid-transfer.
+it_kill_peer() {
+    local port=$1 pid=$2 lport spid _
+    for _ in $(seq 100); do
+        lport=$(ss -tnpH state established "dport = :$port" | grep "pid=$pid," | awk '{ print $3 }' | sed 's/.*://' | head -n 1)
+        [ -n "$lport" ] && break
+        sleep 0.05
+    done
+    [ -n "$lport" ] || fail "found no connection of pid $pid to port $port"
+    spid=$(ss -tnpH state established "sport = :$port" "dport = :$lport" | grep -o 'pid=[0-9]*' | sed 's/pid=//' | sort -u)
+    [ -n "$spid" ] || fail "found no server process for the connection from port $lport"
+    # shellcheck disable=SC2086
+    kill -KILL $spid
+}
+
+# it_resume_after_kill WHAT PORT SRC DST WANT GOT [ARCA OPTIONS...]: copy
+# SRC to DST at 8 MiB/s and kill its connection (to PORT) after 1.2 s; arca
+# must finish with exit 0, GOT identical to WANT, having said it resumed at
+# a byte past 0.
+it_resume_after_kill() {
+    local what=$1 port=$2 from=$3 to=$4 want=$5 got=$6 rc=0 apid
+    shift 6
+    "$ARCA_BIN" copy -v --transfers 1 --bwlimit 8M "$@" "$from" "$to" > "$IT_TMP/resume.out" 2> "$IT_TMP/resume.err" &
+    apid=$!
+    it_track_pid "$apid"
+    sleep 1.2
+    it_kill_peer "$port" "$apid"
+    wait "$apid" || rc=$?
+    [ "$rc" -eq 0 ] || { cat "$IT_TMP/resume.err" >&2; fail "$what after a lost connection: exit $rc"; }
+    cmp -s "$want" "$got" || fail "$what after a lost connection: data differs"
+    grep -q "reconnecting to resume at byte [1-9]" "$IT_TMP/resume.err" || {
+        cat "$IT_TMP/resume.err" >&2
+        fail "the $what did not resume where it stopped"
+    }
+}

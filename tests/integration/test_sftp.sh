@@ -269,46 +269,11 @@ assert_eq "$(cat "$IT_TMP/links2/link-to-dir/t")" target "followed directory lin
 assert_eq "$(file_events skipped | tr '\n' ' ')" "dangling " "a dangling link is still skipped"
 
 # --- connection loss: resume -------------------------------------------------------------
-# kill_session PID: kill the sshd process serving arca PID's connection
-kill_session() {
-    local pid=$1 lport spid _
-    for _ in $(seq 100); do
-        lport=$(ss -tnpH state established "dport = :$PORT" | grep "pid=$pid," | awk '{ print $3 }' | sed 's/.*://' | head -n 1)
-        [ -n "$lport" ] && break
-        sleep 0.05
-    done
-    [ -n "$lport" ] || fail "found no connection of arca (pid $pid) to the sshd"
-    # every process holding the server end (sshd's monitor and its child)
-    spid=$(ss -tnpH state established "sport = :$PORT" "dport = :$lport" | grep -o 'pid=[0-9]*' | sed 's/pid=//' | sort -u)
-    [ -n "$spid" ] || fail "found no sshd process for port $lport"
-    # shellcheck disable=SC2086
-    kill -KILL $spid
-}
-
-# resumed WHAT FROM TO CMP_A CMP_B: copy FROM -> TO slowly, kill the
-# connection after 1.2 s; arca must finish with the same data and say it
-# resumed mid-file
-resumed() {
-    local what=$1 from=$2 to=$3 rc=0 apid
-    "$ARCA_BIN" copy -v --transfers 1 --bwlimit 8M "${A[@]}" "$from" "$to" > "$IT_TMP/resume.out" 2> "$IT_TMP/resume.err" &
-    apid=$!
-    it_track_pid "$apid"
-    sleep 1.2
-    kill_session "$apid"
-    wait "$apid" || rc=$?
-    [ "$rc" -eq 0 ] || { cat "$IT_TMP/resume.err" >&2; fail "$what after a lost connection: exit $rc"; }
-    cmp -s "$4" "$5" || fail "$what after a lost connection: data differs"
-    grep -q "reconnecting to resume at byte [1-9]" "$IT_TMP/resume.err" || {
-        cat "$IT_TMP/resume.err" >&2
-        fail "the $what did not resume where it stopped"
-    }
-}
-
 make_file "$ROOT/resume/big" 24M
 chown -R arca-test: "$ROOT/resume"
-resumed download s:resume "$IT_TMP/resume" "$ROOT/resume/big" "$IT_TMP/resume/big"
+it_resume_after_kill download "$PORT" s:resume "$IT_TMP/resume" "$ROOT/resume/big" "$IT_TMP/resume/big" "${A[@]}"
 make_file "$IT_TMP/upsrc/big" 24M
-resumed upload "$IT_TMP/upsrc" s:resume-up "$IT_TMP/upsrc/big" "$ROOT/resume-up/big"
+it_resume_after_kill upload "$PORT" "$IT_TMP/upsrc" s:resume-up "$IT_TMP/upsrc/big" "$ROOT/resume-up/big" "${A[@]}"
 [ -z "$(find "$ROOT/resume-up" -name '*.arca-tmp-*')" ] || fail "temp files left after the resumed upload"
 
 note "ok in $(it_elapsed) s"

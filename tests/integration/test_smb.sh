@@ -290,51 +290,11 @@ assert_file_has "$IT_OUT" "d1/unreadable" "names the unreadable file"
 assert_file_has "$IT_OUT" "locked" "names the unreadable directory"
 
 # --- connection loss: resume -------------------------------------------------------------
-# kill_session PID: kill the smbd child serving arca PID's connection
-kill_session() {
-    local pid=$1 lport spid _
-    for _ in $(seq 100); do
-        lport=$(ss -tnpH state established "dport = :$PORT" | grep "pid=$pid," | awk '{ print $3 }' | sed 's/.*://' | head -n 1)
-        [ -n "$lport" ] && break
-        sleep 0.05
-    done
-    [ -n "$lport" ] || fail "found no connection of arca (pid $pid) to smbd"
-    spid=$(ss -tnpH state established "sport = :$PORT" "dport = :$lport" | grep -o 'pid=[0-9]*' | sed 's/pid=//' | sort -u)
-    [ -n "$spid" ] || fail "found no smbd process for port $lport"
-    # shellcheck disable=SC2086
-    kill -KILL $spid
-}
-
 make_file "$ROOT/resume/big" 24M
 chown -R arca-test: "$ROOT/resume"
-"$ARCA_BIN" copy -v --transfers 1 --bwlimit 8M "${A[@]}" "$R/resume" "$IT_TMP/resume" > "$IT_TMP/resume.out" 2> "$IT_TMP/resume.err" &
-apid=$!
-it_track_pid "$apid"
-sleep 1.2
-kill_session "$apid"
-rc=0
-wait "$apid" || rc=$?
-[ "$rc" -eq 0 ] || { cat "$IT_TMP/resume.err" >&2; fail "download after a lost connection: exit $rc"; }
-cmp -s "$ROOT/resume/big" "$IT_TMP/resume/big" || fail "download after a lost connection: data differs"
-grep -q "reconnecting to resume at byte [1-9]" "$IT_TMP/resume.err" || {
-    cat "$IT_TMP/resume.err" >&2
-    fail "the download did not resume where it stopped"
-}
-
+it_resume_after_kill download "$PORT" "$R/resume" "$IT_TMP/resume" "$ROOT/resume/big" "$IT_TMP/resume/big" "${A[@]}"
 make_file "$IT_TMP/upsrc/big" 24M
-"$ARCA_BIN" copy -v --transfers 1 --bwlimit 8M "${A[@]}" "$IT_TMP/upsrc" "$R/resume-up" > "$IT_TMP/resume.out" 2> "$IT_TMP/resume.err" &
-apid=$!
-it_track_pid "$apid"
-sleep 1.2
-kill_session "$apid"
-rc=0
-wait "$apid" || rc=$?
-[ "$rc" -eq 0 ] || { cat "$IT_TMP/resume.err" >&2; fail "upload after a lost connection: exit $rc"; }
-cmp -s "$IT_TMP/upsrc/big" "$ROOT/resume-up/big" || fail "upload after a lost connection: data differs"
-grep -q "reconnecting to resume at byte [1-9]" "$IT_TMP/resume.err" || {
-    cat "$IT_TMP/resume.err" >&2
-    fail "the upload did not resume where it stopped"
-}
+it_resume_after_kill upload "$PORT" "$IT_TMP/upsrc" "$R/resume-up" "$IT_TMP/upsrc/big" "$ROOT/resume-up/big" "${A[@]}"
 [ -z "$(temp_files "$ROOT/resume-up")" ] || fail "temp files left after the resumed upload"
 
 note "ok in $(it_elapsed) s"

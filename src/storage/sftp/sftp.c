@@ -490,8 +490,7 @@ static char *join_path(const char *dir, const char *name)
     return buf_detach(&b);
 }
 
-/* mkdir -p of the directories of key below the root (and the root when
- * `root_too`). */
+/* mkdir -p of the directories of key[0..upto) below the root. */
 static int sftp_mkdirs(struct sftp_priv *p, struct sftp_conn *c, const char *key, size_t upto,
                        struct err *e)
 {
@@ -575,21 +574,30 @@ static int sftp_writer_attach(struct sftp_writer *w, struct err *e)
             return r;
     }
     size_t dlen = (size_t)(w->base - w->key);
-    if (!w->tmp[0]) {
-        r = sftp_mkdirs(p, w->c, w->key, dlen ? dlen - 1 : 0, e);
-        if (r)
-            return r;
+    bool created = w->tmp[0] != '\0';
+    if (!created)
         storage_temp_name(w->tmp, sizeof(w->tmp), w->base, SFTP_NAME_MAX);
-    }
     char *t = join_path(w->dir_path, w->tmp);
     if (!t)
         return nomem(e);
     unsigned long flags = LIBSSH2_FXF_WRITE | (w->pos ? 0 : LIBSSH2_FXF_CREAT | LIBSSH2_FXF_TRUNC);
-    w->h = libssh2_sftp_open_ex(w->c->sftp, t, (unsigned)strlen(t), flags, 0600,
-                                LIBSSH2_SFTP_OPENFILE);
+    for (int pass = 0;; pass++) {
+        w->h = libssh2_sftp_open_ex(w->c->sftp, t, (unsigned)strlen(t), flags, 0600,
+                                    LIBSSH2_SFTP_OPENFILE);
+        if (w->h)
+            break;
+        r = sftp_fail(p, w->c, e, "write", w->key, strlen(w->key));
+        /* the first create in a directory that is missing (or has a file
+         * in its way): make the directories, which says what blocks them,
+         * and try once more; one round trip per file otherwise */
+        if (created || pass > 0 || (r != ERR_NOT_FOUND && r != ERR_IO) ||
+            (r = sftp_mkdirs(p, w->c, w->key, dlen ? dlen - 1 : 0, e)) != 0) {
+            free(t);
+            return r;
+        }
+        err_clear(e);
+    }
     free(t);
-    if (!w->h)
-        return sftp_fail(p, w->c, e, "write", w->key, strlen(w->key));
     if (w->pos)
         libssh2_sftp_seek64(w->h, w->pos);
     return 0;
@@ -950,7 +958,6 @@ static void sftp_priv_free(struct sftp_priv *p)
     free(p->host_fingerprint);
     free(p->addr);
     free(p->root_shown);
-    free(p->home);
     free(p);
 }
 

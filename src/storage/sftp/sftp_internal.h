@@ -49,8 +49,6 @@ struct sftp_priv {
     pthread_cond_t cond;
     struct sftp_conn *idle;
     int nconns; /* open connections, idle or in use */
-    bool home_known;
-    char *home; /* the login directory, when the root is relative */
 };
 
 /* Take a connection from the pool or make one (waits when max_conns are in
