@@ -21,6 +21,7 @@
 #                                 to use less than BENCH_QUIET_PCT (default 25)
 #                                 percent of one CPU
 #   BENCH_KEEP=1                  keep the temporary directory (logs, data)
+#   BENCH_ARCA_FLAGS="..."        more arca flags (e.g. "--read-streams 1")
 #
 # Rows: (1) one big file SFTP -> local, also fetched by OpenSSH's sftp
 # (`sftp -b`, one `get`) as the ceiling, (2) many small files in 100
@@ -56,6 +57,10 @@ sftp_user="arca-test"
 # The flags are part of the benchmark: the same work for both tools. The S3
 # rows add bench/run.sh's part settings.
 arca_flags=(--transfers 4)
+# BENCH_ARCA_FLAGS: more arca flags, e.g. "--read-streams 1" to compare
+# arca's one-stream read of a large file with its default
+read -r -a arca_extra <<< "${BENCH_ARCA_FLAGS:-}"
+arca_flags+=("${arca_extra[@]}")
 arca_s3_flags=(--s3-part-size 16M --s3-upload-concurrency 4)
 rclone_flags=(--transfers 4 --checkers 8)
 rclone_s3_flags=(--fast-list --s3-chunk-size 16M --s3-upload-concurrency 4 --s3-upload-cutoff 16M)

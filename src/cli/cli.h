@@ -26,6 +26,8 @@ struct cli {
     bool allow_empty_source;
     bool report_sha256;
     int transfers;
+    int read_streams;            /* 0: the engine's default */
+    uint64_t read_stream_cutoff; /* 0: the engine's default */
     int64_t max_delete;
     uint64_t bwlimit;
     char *args[4];

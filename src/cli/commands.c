@@ -428,6 +428,10 @@ int cli_cmd_transfer(struct cli *c)
     o.progress_interval = (c->progress || c->json) ? 1.0 : 0;
     o.only_key = only_key;
     o.report_sha256 = c->report_sha256;
+    if (c->read_streams)
+        o.read_streams = c->read_streams;
+    if (c->read_stream_cutoff)
+        o.read_stream_cutoff = c->read_stream_cutoff;
     struct transfer_result res;
     memset(&res, 0, sizeof(res));
     if (!strcmp(c->command, "copy"))

@@ -5,6 +5,7 @@
 #include "core/cancel.h"
 #include "core/log.h"
 #include "core/units.h"
+#include "storage/multiread.h"
 
 #include <curl/curl.h>
 #include <getopt.h>
@@ -68,6 +69,9 @@ static const char usage_transfer[] =
     "\n"
     "Transfer options:\n"
     "  --transfers N            files in flight at once (default 4)\n"
+    "  --read-streams N         read a large SFTP file as N ranges at once (default 4,\n"
+    "                           1 = one stream)\n"
+    "  --read-stream-cutoff SIZE  files from this size on use --read-streams (default 64M)\n"
     "  --bwlimit RATE           total bandwidth limit, binary units: 10M = 10 MiB/s\n"
     "  --dry-run                show what would change, change nothing\n"
     "  --checksum               compare content hashes instead of size + mtime\n"
@@ -130,6 +134,8 @@ enum {
     OPT_KNOWN_HOSTS,
     OPT_HOST_FP,
     OPT_FOLLOW,
+    OPT_READ_STREAMS,
+    OPT_READ_CUTOFF,
 };
 
 static const struct option long_opts[] = {
@@ -148,6 +154,8 @@ static const struct option long_opts[] = {
     {"s3-upload-concurrency", required_argument, NULL, OPT_UPLOAD_CONC},
     {"retry-timeout", required_argument, NULL, OPT_RETRY_TIMEOUT},
     {"transfers", required_argument, NULL, OPT_TRANSFERS},
+    {"read-streams", required_argument, NULL, OPT_READ_STREAMS},
+    {"read-stream-cutoff", required_argument, NULL, OPT_READ_CUTOFF},
     {"bwlimit", required_argument, NULL, OPT_BWLIMIT},
     {"dry-run", no_argument, NULL, OPT_DRY_RUN},
     {"checksum", no_argument, NULL, OPT_CHECKSUM},
@@ -288,6 +296,17 @@ int main(int argc, char **argv)
             if (parse_int(optarg, "--transfers", 1, 256, &v))
                 return EXIT_USAGE;
             c.transfers = (int)v;
+            break;
+        case OPT_READ_STREAMS:
+            if (parse_int(optarg, "--read-streams", 1, MULTIREAD_MAX_STREAMS, &v))
+                return EXIT_USAGE;
+            c.read_streams = (int)v;
+            break;
+        case OPT_READ_CUTOFF:
+            if (units_parse_size(optarg, "--read-stream-cutoff", &c.read_stream_cutoff, &e))
+                return usage_error(e.msg);
+            if (!c.read_stream_cutoff)
+                return usage_error("--read-stream-cutoff must be at least 1 byte");
             break;
         case OPT_BWLIMIT:
             if (units_parse_rate(optarg, "--bwlimit", &c.bwlimit, &e))

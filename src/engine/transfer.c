@@ -22,6 +22,7 @@
 #include "engine/transfer_internal.h"
 #include "core/cancel.h"
 #include "core/log.h"
+#include "storage/multiread.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -32,6 +33,8 @@
 #define TRANSFER_DEFAULT_TRANSFERS 4
 #define TRANSFER_MAX_TRANSFERS 256
 #define TRANSFER_DEFAULT_BLOCK ((size_t)1 << 20)
+#define TRANSFER_DEFAULT_READ_STREAMS 4
+#define TRANSFER_DEFAULT_STREAM_CUTOFF ((uint64_t)64 << 20)
 
 void transfer_opts_init(struct transfer_opts *o)
 {
@@ -39,6 +42,8 @@ void transfer_opts_init(struct transfer_opts *o)
     o->transfers = TRANSFER_DEFAULT_TRANSFERS;
     o->max_delete = -1;
     o->block_size = TRANSFER_DEFAULT_BLOCK;
+    o->read_streams = TRANSFER_DEFAULT_READ_STREAMS;
+    o->read_stream_cutoff = TRANSFER_DEFAULT_STREAM_CUTOFF;
 }
 
 double transfer_elapsed(const struct transfer_run *run)
@@ -650,6 +655,10 @@ static int run_setup(struct transfer_run *run, struct err *e)
         o->transfers = TRANSFER_MAX_TRANSFERS;
     if (!o->block_size)
         o->block_size = TRANSFER_DEFAULT_BLOCK;
+    if (o->read_streams > MULTIREAD_MAX_STREAMS)
+        o->read_streams = MULTIREAD_MAX_STREAMS;
+    if (!o->read_stream_cutoff)
+        o->read_stream_cutoff = TRANSFER_DEFAULT_STREAM_CUTOFF;
     run->cap = (size_t)o->transfers * 2 < 16 ? 16 : (size_t)o->transfers * 2;
     run->ring = calloc(run->cap, sizeof(*run->ring));
     run->workers = calloc((size_t)o->transfers, sizeof(*run->workers));
@@ -780,6 +789,11 @@ finish:
         err_set(&err, ERR_CANCELLED, "interrupted");
         transfer_run_fail(&run, &err);
     }
+    /* what was committed becomes durable before the run says it is done */
+    if (mode != TRANSFER_MODE_CHECK && !run.o.dry_run &&
+        (atomic_load(&run.files_transferred) > 0 || atomic_load(&run.files_deleted) > 0) &&
+        storage_sync(dst, &err) != 0)
+        transfer_run_fail(&run, &err);
     progress_stop(&run);
     list_handlers_set(&run, false);
 

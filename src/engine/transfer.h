@@ -101,9 +101,14 @@ struct transfer_opts {
                                            restricted to (a single-file copy) */
     bool report_sha256;                 /* put the SHA-256 of every transferred
                                            file in its event (costs a hash pass) */
+    int read_streams;                   /* a file of at least read_stream_cutoff bytes
+                                           from a source that gains from it (SFTP) is
+                                           read as this many ranges at once; <= 1: off */
+    uint64_t read_stream_cutoff;        /* 0: 64 MiB */
 };
 
-/* Defaults: transfers 4, max_delete -1, block_size 1 MiB, the rest 0/NULL. */
+/* Defaults: transfers 4, max_delete -1, block_size 1 MiB, read_streams 4,
+ * read_stream_cutoff 64 MiB, the rest 0/NULL. */
 void transfer_opts_init(struct transfer_opts *o);
 
 struct transfer_result {

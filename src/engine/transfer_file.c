@@ -10,6 +10,7 @@
 #include "engine/transfer_internal.h"
 #include "io/filter.h"
 #include "core/log.h"
+#include "storage/multiread.h"
 
 #include <inttypes.h>
 #include <stdlib.h>
@@ -237,8 +238,16 @@ static int stream_copy(struct transfer_worker *w, const struct storage_entry *s,
     memset(&rent, 0, sizeof(rent));
     rent.mtime_ns = STORAGE_MTIME_UNKNOWN;
 
-    /* Open the reader first: it may tell the mtime the listing lacks. */
-    r = storage_read_open(run->src, s->key, 0, -1, &rd, &rent, e);
+    /* Open the reader first: it may tell the mtime the listing lacks. A
+     * large file from a source that gains from it is read as several
+     * ranges at once. */
+    if ((storage_features(run->src) & STORAGE_FEATURE_PARALLEL_READ) && run->o.read_streams > 1 &&
+        s->size >= run->o.read_stream_cutoff) {
+        log_debug("reading '%s' as %d ranges at once", s->key, run->o.read_streams);
+        r = storage_multiread_open(run->src, s->key, s->size, (unsigned)run->o.read_streams,
+                                   TRANSFER_STREAM_CHUNK, &rd, &rent, e);
+    } else
+        r = storage_read_open(run->src, s->key, 0, -1, &rd, &rent, e);
     if (r)
         goto out;
     struct storage_write_opts wo = {

@@ -30,6 +30,7 @@ struct storage_list {
 struct storage_reader {
     struct storage *st;
     void *state;
+    const struct storage_reader_ops *ops; /* NULL: the driver's */
 };
 
 struct storage_writer {
@@ -315,14 +316,30 @@ int storage_read(struct storage_reader *rd, void *buf, size_t cap, size_t *got, 
         return r;
     if (!rd->state)
         return 0; /* an empty range */
+    if (rd->ops)
+        return rd->ops->read(rd->state, buf, cap, got, e);
     return rd->st->drv->read(rd->state, buf, cap, got, e);
+}
+
+int storage_reader_new(struct storage *st, const struct storage_reader_ops *ops, void *state,
+                       struct storage_reader **out, struct err *e)
+{
+    *out = calloc(1, sizeof(**out));
+    if (!*out)
+        return err_set(e, ERR_NOMEM, "out of memory reading from '%s'", st->display);
+    (*out)->st = st;
+    (*out)->ops = ops;
+    (*out)->state = state;
+    return 0;
 }
 
 void storage_read_close(struct storage_reader *rd)
 {
     if (!rd)
         return;
-    if (rd->state)
+    if (rd->state && rd->ops)
+        rd->ops->close(rd->state);
+    else if (rd->state)
         rd->st->drv->read_close(rd->state);
     free(rd);
 }
@@ -450,6 +467,13 @@ int storage_check_root(struct storage *st, bool for_write, bool create, struct e
     if (!st->drv->check_root)
         return 0;
     return st->drv->check_root(st, for_write, create, e);
+}
+
+int storage_sync(struct storage *st, struct err *e)
+{
+    if (!st->drv->sync)
+        return 0;
+    return st->drv->sync(st, e);
 }
 
 void storage_close(struct storage *st)

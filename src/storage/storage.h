@@ -33,12 +33,15 @@ enum storage_type { STORAGE_TYPE_FILE = 0, STORAGE_TYPE_SYMLINK = 1, STORAGE_TYP
 
 /* Feature bits a driver declares. */
 enum {
-    STORAGE_FEATURE_SERVER_COPY = 1u << 0,  /* copy() within the same storage/endpoint */
-    STORAGE_FEATURE_RANGE_READ = 1u << 1,   /* read_open with offset/length */
-    STORAGE_FEATURE_MTIME = 1u << 2,        /* keeps the mtime given at write */
-    STORAGE_FEATURE_SYMLINK = 1u << 3,      /* can report symlinks */
-    STORAGE_FEATURE_LIST_MTIME = 1u << 4,   /* listing reports the true mtime (no stat needed) */
-    STORAGE_FEATURE_CHEAP_REREAD = 1u << 5, /* reading a range again costs no network (local) */
+    STORAGE_FEATURE_SERVER_COPY = 1u << 0,   /* copy() within the same storage/endpoint */
+    STORAGE_FEATURE_RANGE_READ = 1u << 1,    /* read_open with offset/length */
+    STORAGE_FEATURE_MTIME = 1u << 2,         /* keeps the mtime given at write */
+    STORAGE_FEATURE_SYMLINK = 1u << 3,       /* can report symlinks */
+    STORAGE_FEATURE_LIST_MTIME = 1u << 4,    /* listing reports the true mtime (no stat needed) */
+    STORAGE_FEATURE_CHEAP_REREAD = 1u << 5,  /* reading a range again costs no network (local) */
+    STORAGE_FEATURE_PARALLEL_READ = 1u << 6, /* ranges read on several connections at once are
+                                                faster than one stream (SFTP: one core per
+                                                connection); see storage/multiread.h */
 };
 
 /* Hash bits: which hashes entries may carry without reading the data. */
@@ -163,6 +166,15 @@ typedef int (*storage_list_error_fn)(void *ctx, const char *key, const struct er
 void storage_set_list_error_handler(struct storage *st, storage_list_error_fn fn, void *ctx);
 /* Parts skipped by all listings of st so far (thread-safe). */
 size_t storage_list_error_count(const struct storage *st);
+
+/* Make every write committed so far durable (on disk, surviving a power
+ * loss). A commit makes an object visible; on drivers that batch
+ * durability (local: one syncfs per filesystem instead of an fsync per
+ * file) it is durable only after this returns 0. Drivers whose commit is
+ * durable (S3, SFTP, SMB: the server's business) return 0 at once. Call it
+ * before reporting a run done and before writing anything that refers to
+ * the objects written (a manifest). */
+int storage_sync(struct storage *st, struct err *e);
 
 /* Free st (not its open handles: close those first). */
 void storage_close(struct storage *st);

@@ -43,6 +43,8 @@ struct storage_driver {
     int (*copy_from)(struct storage *dst, const char *dst_key, struct storage *src,
                      const char *src_key, const struct storage_entry *src_ent, struct err *e);
     int (*check_root)(struct storage *st, bool for_write, bool create, struct err *e);
+    /* optional: make every committed write durable (see storage_sync) */
+    int (*sync)(struct storage *st, struct err *e);
     void (*close)(struct storage *st); /* frees driver state, not st */
 };
 
@@ -60,6 +62,17 @@ struct storage {
  * Counts it, calls the handler (or logs `why`); returns 0 to go on, or the
  * handler's code with e filled to stop. */
 int storage_list_skipped(struct storage *st, const char *key, const struct err *why, struct err *e);
+
+/* A reader that is not a driver's own (storage/multiread): storage_read and
+ * storage_read_close call these on `state`. */
+struct storage_reader_ops {
+    int (*read)(void *state, void *buf, size_t cap, size_t *got, struct err *e);
+    void (*close)(void *state);
+};
+/* Wrap state (a non-NULL pointer) as a reader of st; on failure nothing is
+ * freed. */
+int storage_reader_new(struct storage *st, const struct storage_reader_ops *ops, void *state,
+                       struct storage_reader **out, struct err *e);
 
 /* Allocate a storage for a driver; takes copies of display and endpoint_id. */
 struct storage *storage_new(const struct storage_driver *drv, const char *display,

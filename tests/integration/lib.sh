@@ -514,19 +514,23 @@ it_conformance_leftovers() {
 
 # --- connection loss -------------------------------------------------------------
 
-# it_kill_peer PORT PID: kill every process holding the server end of
+# it_kill_peer PORT PID [all]: kill every process holding the server end of
 # process PID's TCP connection to 127.0.0.1:PORT (sshd's monitor and its
 # child, smbd's child): for the client, the connection is lost mid-transfer.
+# With "all", every connection of PID to PORT, not only the first found.
 it_kill_peer() {
-    local port=$1 pid=$2 lport spid _
+    local port=$1 pid=$2 how=${3:-one} lports lport spid="" _
     for _ in $(seq 100); do
-        lport=$(ss -tnpH state established "dport = :$port" | grep "pid=$pid," | awk '{ print $3 }' | sed 's/.*://' | head -n 1)
-        [ -n "$lport" ] && break
+        lports=$(ss -tnpH state established "dport = :$port" | grep "pid=$pid," | awk '{ print $3 }' | sed 's/.*://')
+        [ -n "$lports" ] && break
         sleep 0.05
     done
-    [ -n "$lport" ] || fail "found no connection of pid $pid to port $port"
-    spid=$(ss -tnpH state established "sport = :$port" "dport = :$lport" | grep -o 'pid=[0-9]*' | sed 's/pid=//' | sort -u)
-    [ -n "$spid" ] || fail "found no server process for the connection from port $lport"
+    [ -n "$lports" ] || fail "found no connection of pid $pid to port $port"
+    [ "$how" = all ] || lports=$(echo "$lports" | head -n 1)
+    for lport in $lports; do
+        spid="$spid $(ss -tnpH state established "sport = :$port" "dport = :$lport" | grep -o 'pid=[0-9]*' | sed 's/pid=//' | sort -u)"
+    done
+    [ -n "${spid// /}" ] || fail "found no server process for the connections from ports $lports"
     # shellcheck disable=SC2086
     kill -KILL $spid
 }

@@ -276,4 +276,34 @@ make_file "$IT_TMP/upsrc/big" 24M
 it_resume_after_kill upload "$PORT" "$IT_TMP/upsrc" s:resume-up "$IT_TMP/upsrc/big" "$ROOT/resume-up/big" "${A[@]}"
 [ -z "$(find "$ROOT/resume-up" -name '*.arca-tmp-*')" ] || fail "temp files left after the resumed upload"
 
+# --- a large file read as several ranges at once ------------------------------------------
+# 4 MiB ranges (TRANSFER_STREAM_CHUNK): 9 MiB + 5 bytes is three ranges, the
+# last one short
+make_file "$ROOT/streams/big" 9M
+printf 'tail!' >> "$ROOT/streams/big"
+chown -R arca-test: "$ROOT/streams"
+arca_run copy -vv --json --read-streams 3 --read-stream-cutoff 1M "${A[@]}" s:streams "$IT_TMP/streams"
+assert_rc 0 "copy with --read-streams"
+cmp -s "$ROOT/streams/big" "$IT_TMP/streams/big" || fail "multi-stream read: data differs"
+assert_file_has "$IT_ERR" "reading 'big' as 3 ranges at once" "the file was read as ranges"
+arca_run copy -vv --read-streams 1 --read-stream-cutoff 1M "${A[@]}" s:streams "$IT_TMP/streams1"
+assert_rc 0 "copy with --read-streams 1"
+assert_file_lacks "$IT_ERR" "ranges at once" "--read-streams 1 reads one stream"
+arca_run copy --read-streams 0 "${A[@]}" s:streams "$IT_TMP/streams0"
+assert_rc 2 "--read-streams 0"
+# every connection lost (streams reading, or idle in the pool while the rate
+# limit holds the consumer back with 3 x 4 MiB fetched ahead): each range
+# reconnects where it was, the file is whole
+"$ARCA_BIN" copy -v --transfers 1 --bwlimit 8M --read-streams 3 --read-stream-cutoff 1M "${A[@]}" \
+    s:resume "$IT_TMP/resume-ms" > "$IT_TMP/ms.out" 2> "$IT_TMP/ms.err" &
+ms_pid=$!
+it_track_pid "$ms_pid"
+sleep 1.2
+it_kill_peer "$PORT" "$ms_pid" all
+ms_rc=0
+wait "$ms_pid" || ms_rc=$?
+[ "$ms_rc" -eq 0 ] || { cat "$IT_TMP/ms.err" >&2; fail "multi-stream download after a lost connection: exit $ms_rc"; }
+cmp -s "$ROOT/resume/big" "$IT_TMP/resume-ms/big" || fail "multi-stream download after a lost connection: data differs"
+assert_file_has "$IT_TMP/ms.err" "reconnecting" "the lost stream reconnected"
+
 note "ok in $(it_elapsed) s"

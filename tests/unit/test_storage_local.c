@@ -1153,7 +1153,11 @@ static void test_no_fd_leaks(void **state)
         assert_int_equal(storage_remove(f->st, "a/x", &e), ERR_NOT_FOUND);
         assert_int_equal(storage_read_open(f->st, "a", 0, -1, &rd, NULL, &e), ERR_USAGE);
     }
+    /* commits hold one directory fd per filesystem until storage_sync */
+    assert_int_equal(count_fds(), before + 1);
+    assert_int_equal(storage_sync(f->st, &e), 0);
     assert_int_equal(count_fds(), before);
+    assert_int_equal(storage_sync(f->st, &e), 0); /* nothing to do */
 }
 
 int main(void)

@@ -18,7 +18,8 @@
  * listed.
  *
  * Writes go to ".<name>.arca-tmp-<hex>" in the target directory and become
- * visible on commit (fsync, rename, fsync of the directory). Removing the
+ * visible on commit (rename); they are durable after storage_sync() (one
+ * syncfs per filesystem written to). Removing the
  * last file of a directory removes the directories left empty, up to (not
  * including) the root.
  *

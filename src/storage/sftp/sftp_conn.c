@@ -611,10 +611,24 @@ void sftp_conn_put(struct sftp_priv *p, struct sftp_conn *c)
         return;
     pthread_mutex_lock(&p->lock);
     if (c->broken) {
+        /* one connection lost: the idle ones most likely went with it (a
+         * server restart, a dropped link) and a retry must not spend its
+         * attempts on them; they are dropped, later calls connect anew */
+        struct sftp_conn *idle = p->idle;
+        p->idle = NULL;
         p->nconns--;
+        for (struct sftp_conn *i = idle; i; i = i->next)
+            p->nconns--;
         pthread_mutex_unlock(&p->lock);
         conn_free(c);
+        while (idle) {
+            struct sftp_conn *next = idle->next;
+            idle->broken = true; /* no goodbye: it may hang on a dead link */
+            conn_free(idle);
+            idle = next;
+        }
         pthread_mutex_lock(&p->lock);
+        pthread_cond_broadcast(&p->cond);
     } else {
         c->last_used = time(NULL);
         c->next = p->idle;
