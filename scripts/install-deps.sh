@@ -36,7 +36,7 @@ packages=(
     python3 python3-botocore curl openssl ca-certificates jq procps time xxd
     openssh-server openssh-client samba smbclient passwd iproute2
     # independent tools the integration tests check arca's output with
-    rclone zstd gzip tar coreutils sqlite3
+    rclone restic zstd gzip tar coreutils sqlite3
 )
 
 log=$(mktemp /tmp/arca-install-deps.XXXXXX)
