@@ -85,6 +85,10 @@ const char *err_code_name(int code)
         return "exists";
     case ERR_TLS:
         return "tls";
+    case ERR_LOCKED:
+        return "locked";
+    case ERR_CORRUPT:
+        return "corrupt";
     default:
         return "internal";
     }
@@ -117,6 +121,10 @@ int err_exit_status(int code)
         return 11;
     case ERR_UNSORTED:
         return 11;
+    case ERR_LOCKED:
+        return 13;
+    case ERR_CORRUPT:
+        return 14;
     case ERR_CANCELLED:
         return 130;
     default:

@@ -34,6 +34,8 @@ enum err_code {
     ERR_EXISTS = -13,   /* something is already there */
     ERR_TLS = -14,      /* certificate verification failed */
     ERR_INTERNAL = -15, /* a bug */
+    ERR_LOCKED = -16,   /* another writer holds the destination's lock */
+    ERR_CORRUPT = -17,  /* stored data fails its check (hash, size, format) */
 };
 
 #define ERR_MSG_MAX 1024

@@ -22,6 +22,7 @@
 #include "engine/transfer_internal.h"
 #include "core/cancel.h"
 #include "core/log.h"
+#include "io/progress.h"
 #include "storage/multiread.h"
 
 #include <errno.h>
@@ -212,9 +213,10 @@ static void *worker_main(void *arg)
 
 /* ---- progress ----------------------------------------------------------- */
 
-static void progress_fill(struct transfer_run *run, struct event_progress *p, char *cur, size_t cap)
+/* Called by the progress ticker's thread. */
+static void progress_fill(void *ctx, struct event_progress *p)
 {
-    memset(p, 0, sizeof(*p));
+    struct transfer_run *run = ctx;
     p->phase = (enum event_phase)atomic_load(&run->phase);
     uint64_t done = atomic_load(&run->bytes_done);
     bool known = atomic_load(&run->totals_known);
@@ -229,76 +231,11 @@ static void progress_fill(struct transfer_run *run, struct event_progress *p, ch
     p->files_done = fdone;
     p->bytes_total = known ? (int64_t)btotal : -1;
     p->files_total = known ? (int64_t)ftotal : -1;
-    p->eta_seconds = -1;
     p->elapsed = transfer_elapsed(run);
     pthread_mutex_lock(&run->lock);
-    snprintf(cur, cap, "%s", run->current);
+    snprintf(run->progress_current, sizeof(run->progress_current), "%s", run->current);
     pthread_mutex_unlock(&run->lock);
-    p->current = cur[0] ? cur : NULL;
-}
-
-static void *progress_main(void *arg)
-{
-    struct transfer_run *run = arg;
-    double interval = run->o.progress_interval;
-    char cur[sizeof(run->current)];
-    uint64_t last_bytes = 0;
-    double last_t = 0;
-    struct timespec deadline;
-    clock_gettime(CLOCK_MONOTONIC, &deadline);
-    pthread_mutex_lock(&run->progress_lock);
-    for (;;) {
-        int64_t step = (int64_t)(interval * 1e9);
-        deadline.tv_sec += (time_t)(step / 1000000000);
-        deadline.tv_nsec += (long)(step % 1000000000);
-        if (deadline.tv_nsec >= 1000000000) {
-            deadline.tv_sec++;
-            deadline.tv_nsec -= 1000000000;
-        }
-        while (!run->progress_quit &&
-               pthread_cond_timedwait(&run->progress_cond, &run->progress_lock, &deadline) !=
-                   ETIMEDOUT)
-            ;
-        if (run->progress_quit)
-            break;
-        pthread_mutex_unlock(&run->progress_lock);
-
-        struct event_progress p;
-        progress_fill(run, &p, cur, sizeof(cur));
-        double dt = p.elapsed - last_t;
-        p.rate =
-            dt > 0 && p.bytes_done >= last_bytes ? (double)(p.bytes_done - last_bytes) / dt : 0;
-        if (p.bytes_total >= 0 && p.rate > 0)
-            p.eta_seconds = (int64_t)((double)((uint64_t)p.bytes_total - p.bytes_done) / p.rate);
-        last_bytes = p.bytes_done;
-        last_t = p.elapsed;
-        event_emit_progress(run->o.events, &p);
-
-        pthread_mutex_lock(&run->progress_lock);
-    }
-    pthread_mutex_unlock(&run->progress_lock);
-    return NULL;
-}
-
-static void progress_stop(struct transfer_run *run)
-{
-    if (!run->progress_started)
-        return;
-    pthread_mutex_lock(&run->progress_lock);
-    run->progress_quit = true;
-    pthread_cond_signal(&run->progress_cond);
-    pthread_mutex_unlock(&run->progress_lock);
-    pthread_join(run->progress_thread, NULL);
-    run->progress_started = false;
-
-    char cur[sizeof(run->current)];
-    struct event_progress p;
-    atomic_store(&run->phase, EVENT_PHASE_DONE);
-    progress_fill(run, &p, cur, sizeof(cur));
-    p.current = NULL;
-    p.rate = p.elapsed > 0 ? (double)p.bytes_done / p.elapsed : 0;
-    p.eta_seconds = atomic_load(&run->totals_known) ? 0 : -1;
-    event_emit_progress(run->o.events, &p);
+    p->current = run->progress_current[0] ? run->progress_current : NULL;
 }
 
 /* ---- listings that skip unreadable parts ------------------------------- */
@@ -677,16 +614,7 @@ static int run_setup(struct transfer_run *run, struct err *e)
         w->started = true;
         run->nworkers = i + 1;
     }
-    if (o->progress_interval > 0 && o->events && o->events->sink) {
-        pthread_condattr_t ca;
-        pthread_condattr_init(&ca);
-        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-        pthread_cond_destroy(&run->progress_cond);
-        pthread_cond_init(&run->progress_cond, &ca);
-        pthread_condattr_destroy(&ca);
-        if (pthread_create(&run->progress_thread, NULL, progress_main, run) == 0)
-            run->progress_started = true;
-    }
+    run->progress = progress_ticker_start(o->progress_interval, o->events, progress_fill, run);
     return 0;
 }
 
@@ -742,8 +670,6 @@ static int transfer_run(enum transfer_mode mode, const char *command, struct sto
     pthread_cond_init(&run.cond_item, NULL);
     pthread_cond_init(&run.cond_space, NULL);
     pthread_cond_init(&run.cond_idle, NULL);
-    pthread_mutex_init(&run.progress_lock, NULL);
-    pthread_cond_init(&run.progress_cond, NULL);
     atomic_store(&run.phase, EVENT_PHASE_LISTING);
 
     unsigned sf = storage_features(src), df = storage_features(dst);
@@ -794,7 +720,9 @@ finish:
         (atomic_load(&run.files_transferred) > 0 || atomic_load(&run.files_deleted) > 0) &&
         storage_sync(dst, &err) != 0)
         transfer_run_fail(&run, &err);
-    progress_stop(&run);
+    atomic_store(&run.phase, EVENT_PHASE_DONE);
+    progress_ticker_stop(run.progress);
+    run.progress = NULL;
     list_handlers_set(&run, false);
 
     struct transfer_result out = {
@@ -845,8 +773,6 @@ finish:
     free(run.ring);
     if (run.spool)
         fclose(run.spool);
-    pthread_cond_destroy(&run.progress_cond);
-    pthread_mutex_destroy(&run.progress_lock);
     pthread_cond_destroy(&run.cond_idle);
     pthread_cond_destroy(&run.cond_space);
     pthread_cond_destroy(&run.cond_item);

@@ -92,11 +92,8 @@ struct transfer_run {
     char current[512];           /* under lock */
     struct transfer_worker *workers;
     int nworkers;
-    pthread_t progress_thread;
-    bool progress_started;
-    pthread_mutex_t progress_lock;
-    pthread_cond_t progress_cond;
-    bool progress_quit; /* under progress_lock */
+    struct progress_ticker *progress; /* NULL: no progress events */
+    char progress_current[512];       /* the ticker thread's copy of current */
 };
 
 /* Record a whole-run error (the first one wins) and stop everything. */

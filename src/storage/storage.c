@@ -469,6 +469,73 @@ int storage_check_root(struct storage *st, bool for_write, bool create, struct e
     return st->drv->check_root(st, for_write, create, e);
 }
 
+int storage_put_bytes(struct storage *st, const char *key, const void *data, size_t len,
+                      struct err *e)
+{
+    struct storage_write_opts o = {.size_hint = (int64_t)len, .mtime_ns = STORAGE_MTIME_UNKNOWN};
+    struct storage_writer *w;
+    int r = storage_write_open(st, key, &o, &w, e);
+    if (r)
+        return r;
+    if (len && (r = storage_write(w, data, len, e)) != 0) {
+        storage_write_abort(w);
+        return r;
+    }
+    return storage_write_commit(w, e);
+}
+
+int storage_get_bytes(struct storage *st, const char *key, size_t max, char **out, size_t *len,
+                      struct err *e)
+{
+    struct storage_reader *rd;
+    *out = NULL;
+    *len = 0;
+    int r = storage_read_open(st, key, 0, -1, &rd, NULL, e);
+    if (r)
+        return r;
+    size_t cap = 4096, n = 0;
+    char *b = malloc(cap);
+    for (;;) {
+        if (!b) {
+            r = err_set(e, ERR_NOMEM, "out of memory reading '%s'", key);
+            break;
+        }
+        if (n + 1 == cap) {
+            if (cap > max + 1) {
+                r = err_set(e, ERR_PROTO, "'%s' in '%s' is larger than %zu bytes", key, st->display,
+                            max);
+                break;
+            }
+            char *nb = realloc(b, cap * 2);
+            if (!nb) {
+                free(b);
+                b = NULL;
+                continue;
+            }
+            b = nb;
+            cap *= 2;
+        }
+        size_t got = 0;
+        if ((r = storage_read(rd, b + n, cap - 1 - n, &got, e)) != 0 || got == 0)
+            break;
+        n += got;
+        if (n > max) {
+            r = err_set(e, ERR_PROTO, "'%s' in '%s' is larger than %zu bytes", key, st->display,
+                        max);
+            break;
+        }
+    }
+    storage_read_close(rd);
+    if (r) {
+        free(b);
+        return r;
+    }
+    b[n] = '\0';
+    *out = b;
+    *len = n;
+    return 0;
+}
+
 int storage_sync(struct storage *st, struct err *e)
 {
     if (!st->drv->sync)

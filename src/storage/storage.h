@@ -167,6 +167,14 @@ void storage_set_list_error_handler(struct storage *st, storage_list_error_fn fn
 /* Parts skipped by all listings of st so far (thread-safe). */
 size_t storage_list_error_count(const struct storage *st);
 
+/* Small whole objects (locks, markers): write data under key atomically;
+ * read key whole into a malloc'ed buffer (NUL-terminated, *len without the
+ * NUL), refusing objects over `max` bytes with ERR_PROTO. */
+int storage_put_bytes(struct storage *st, const char *key, const void *data, size_t len,
+                      struct err *e);
+int storage_get_bytes(struct storage *st, const char *key, size_t max, char **out, size_t *len,
+                      struct err *e);
+
 /* Make every write committed so far durable (on disk, surviving a power
  * loss). A commit makes an object visible; on drivers that batch
  * durability (local: one syncfs per filesystem instead of an fsync per
