@@ -4,6 +4,7 @@
  */
 #include "backup/lock.h"
 
+#include "core/cancel.h"
 #include "core/log.h"
 #include "core/timefmt.h"
 #include "storage/storage.h"
@@ -164,7 +165,7 @@ static int lock_check_others(struct backup_lock *l, struct err *e)
             copy_str(li.operation, sizeof(li.operation), "?");
             copy_str(li.host, sizeof(li.host), "?");
             li.renewed_ms = ent.mtime_ns != STORAGE_MTIME_UNKNOWN ? ent.mtime_ns / 1000000 : 0;
-            li.started_ms = li.renewed_ms;
+            li.started_ms = INT64_MIN; /* not ordered: a live one always wins */
         }
         char when[TIMEFMT_LEN + 1];
         time_format_ms(li.renewed_ms, when);
@@ -180,7 +181,7 @@ static int lock_check_others(struct backup_lock *l, struct err *e)
         }
         if (lock_order(li.started_ms, li.run, l->started_ms, l->run) < 0) {
             char since[TIMEFMT_LEN + 1];
-            time_format_ms(li.started_ms, since);
+            time_format_ms(li.started_ms == INT64_MIN ? li.renewed_ms : li.started_ms, since);
             r = err_set(e, ERR_LOCKED,
                         "destination '%s' is locked by run %s (%s on %s, pid %ld) since %s; "
                         "wait for it to end (a lock not renewed for %d minutes is stale)",
@@ -252,7 +253,10 @@ void backup_lock_release(struct backup_lock *l)
         pthread_join(l->thread, NULL);
     struct err e;
     err_clear(&e);
-    if (storage_remove(l->dst, l->key, &e) != 0 && e.code != ERR_NOT_FOUND)
+    cancel_hold(); /* a cancelled run still releases its lock */
+    int r = storage_remove(l->dst, l->key, &e);
+    cancel_release();
+    if (r != 0 && e.code != ERR_NOT_FOUND)
         log_warn("cannot remove the lock '%s' (it goes stale in %d minutes): %s", l->key,
                  LOCK_STALE_SECONDS / 60, e.msg);
     pthread_cond_destroy(&l->cv);

@@ -29,6 +29,11 @@ struct cli {
     int read_streams;            /* 0: the engine's default */
     uint64_t read_stream_cutoff; /* 0: the engine's default */
     int64_t max_delete;
+    const char *mode;        /* backup --mode */
+    const char *compression; /* backup --compression */
+    const char *run_id;      /* restore/verify --run */
+    const char *includes[64];
+    int nincludes; /* restore --include, repeatable */
     uint64_t bwlimit;
     char *args[4];
     int nargs;
@@ -40,7 +45,17 @@ struct cli {
 void cli_output_init(struct cli *c, struct event_emitter *em);
 void cli_output_finish(void);
 
+/* Report a whole-command error (a summary event with --json, a log line)
+ * and return its exit status. */
+int cli_fail(struct cli *c, const struct err *e);
+/* Exit status of a command that ran: r its error (0 = none), else by
+ * status. */
+int cli_exit_status(int r, enum event_status status);
+
 int cli_cmd_ls(struct cli *c);
 int cli_cmd_transfer(struct cli *c); /* copy, sync, check */
+int cli_cmd_backup(struct cli *c);
+int cli_cmd_runs(struct cli *c);
+int cli_cmd_restore(struct cli *c);
 
 #endif

@@ -20,7 +20,7 @@
 #include <string.h>
 #include <time.h>
 
-static int fail(struct cli *c, const struct err *e)
+int cli_fail(struct cli *c, const struct err *e)
 {
     if (c->json) {
         struct event_summary s = {.command = c->command,
@@ -94,7 +94,7 @@ int cli_cmd_ls(struct cli *c)
     storage_list_close(l);
     storage_close(st);
     if (r)
-        return fail(c, &e);
+        return cli_fail(c, &e);
     if (!c->json && c->verbose >= 1)
         fprintf(stderr, "%" PRIu64 " files, %" PRIu64 " bytes\n", files, bytes);
     return EXIT_OK;
@@ -394,7 +394,7 @@ int cli_cmd_transfer(struct cli *c)
         r = remote_open(c->args[0], &c->cfg, &c->rflags, &src, &e);
     if (r < 0) {
         free(only_key);
-        return fail(c, &e);
+        return cli_fail(c, &e);
     }
     r = remote_open(c->args[1], &c->cfg, &c->rflags, &dst, &e);
     if (!r && !only_key)
@@ -403,7 +403,7 @@ int cli_cmd_transfer(struct cli *c)
         storage_close(src);
         storage_close(dst);
         free(only_key);
-        return fail(c, &e);
+        return cli_fail(c, &e);
     }
     if (c->bwlimit) {
         rl = ratelimit_new(c->bwlimit, NULL);
@@ -412,7 +412,7 @@ int cli_cmd_transfer(struct cli *c)
             storage_close(dst);
             free(only_key);
             err_set(&e, ERR_NOMEM, "out of memory");
-            return fail(c, &e);
+            return cli_fail(c, &e);
         }
     }
     cli_output_init(c, &em);
@@ -445,9 +445,14 @@ int cli_cmd_transfer(struct cli *c)
     storage_close(dst);
     ratelimit_free(rl);
     free(only_key);
+    return cli_exit_status(r, res.status);
+}
+
+int cli_exit_status(int r, enum event_status status)
+{
     if (r) /* the summary event already carried the message */
         return err_exit_status(r);
-    switch (res.status) {
+    switch (status) {
     case EVENT_STATUS_SUCCEEDED:
         return EXIT_OK;
     case EVENT_STATUS_DIFFERENCES:

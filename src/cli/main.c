@@ -23,6 +23,9 @@ static const char usage_main[] =
     "  copy SRC DST       copy new and changed files from SRC to DST\n"
     "  sync SRC DST       make DST identical to SRC (also deletes what SRC lacks)\n"
     "  check SRC DST      compare SRC and DST by size and content hash\n"
+    "  backup SRC DST     back SRC up to DST as a new run (archive mode)\n"
+    "  runs DST           list the backup runs at DST\n"
+    "  restore DST TARGET restore a run of DST into TARGET\n"
     "  version            print the version\n"
     "\n"
     "REMOTE is a local path, s3://bucket[/prefix], sftp://user@host[:port]/path,\n"
@@ -33,7 +36,8 @@ static const char usage_main[] =
     "Exit codes: 0 ok, 1 check found differences, 2 usage, 3 partial (some files\n"
     "failed), 4 config, 5 not found, 6 credentials refused, 7 permission denied,\n"
     "8 network/TLS, 9 local I/O, 10 protocol, 11 refused by a safety check,\n"
-    "12 internal, 130 interrupted (docs/CLI.md).\n";
+    "12 internal, 13 destination locked, 14 stored data corrupt, 130 interrupted\n"
+    "(docs/CLI.md).\n";
 
 static const char usage_common[] =
     "\n"
@@ -104,6 +108,23 @@ static const struct {
      "usage: arca check SRC DST [OPTIONS]\n\nCompare SRC and DST by size and content hash (never "
      "by mtime). Prints each\ndifference; exits 1 when there is any.\n",
      2, true},
+    {"backup",
+     "usage: arca backup SRC DST [--mode archive] [--compression zstd|gzip] [OPTIONS]\n\n"
+     "Back SRC up to DST as a new run (docs/FORMAT.md). Archive mode writes one\n"
+     "compressed pax tar with a SHA256SUMS file and a manifest, streamed, the manifest\n"
+     "last. The destination is locked while the run writes.\n",
+     2, true},
+    {"runs",
+     "usage: arca runs DST [--json]\n\nList the backup runs at DST (a run exists when its "
+     "manifest does): id,\nstart time, mode, files, bytes, status.\n",
+     1, false},
+    {"restore",
+     "usage: arca restore DST TARGET [--run ID] [--include GLOB]... [OPTIONS]\n\n"
+     "Restore a run of DST (default: the latest) into TARGET, a local folder or a\n"
+     "remote. Every file is checked against its SHA-256 in the manifest; a mismatch\n"
+     "stops the restore naming the object. --include restores only the paths (or\n"
+     "directories) matching GLOB; repeat it for more.\n",
+     2, false},
 };
 
 enum {
@@ -135,6 +156,10 @@ enum {
     OPT_HOST_FP,
     OPT_FOLLOW,
     OPT_READ_STREAMS,
+    OPT_MODE,
+    OPT_COMPRESSION,
+    OPT_RUN,
+    OPT_INCLUDE,
     OPT_READ_CUTOFF,
 };
 
@@ -155,6 +180,10 @@ static const struct option long_opts[] = {
     {"retry-timeout", required_argument, NULL, OPT_RETRY_TIMEOUT},
     {"transfers", required_argument, NULL, OPT_TRANSFERS},
     {"read-streams", required_argument, NULL, OPT_READ_STREAMS},
+    {"mode", required_argument, NULL, OPT_MODE},
+    {"compression", required_argument, NULL, OPT_COMPRESSION},
+    {"run", required_argument, NULL, OPT_RUN},
+    {"include", required_argument, NULL, OPT_INCLUDE},
     {"read-stream-cutoff", required_argument, NULL, OPT_READ_CUTOFF},
     {"bwlimit", required_argument, NULL, OPT_BWLIMIT},
     {"dry-run", no_argument, NULL, OPT_DRY_RUN},
@@ -297,6 +326,20 @@ int main(int argc, char **argv)
                 return EXIT_USAGE;
             c.transfers = (int)v;
             break;
+        case OPT_MODE:
+            c.mode = optarg;
+            break;
+        case OPT_COMPRESSION:
+            c.compression = optarg;
+            break;
+        case OPT_RUN:
+            c.run_id = optarg;
+            break;
+        case OPT_INCLUDE:
+            if (c.nincludes >= (int)(sizeof(c.includes) / sizeof(c.includes[0])))
+                return usage_error("too many --include options (at most 64)");
+            c.includes[c.nincludes++] = optarg;
+            break;
         case OPT_READ_STREAMS:
             if (parse_int(optarg, "--read-streams", 1, MULTIREAD_MAX_STREAMS, &v))
                 return EXIT_USAGE;
@@ -393,6 +436,12 @@ int main(int argc, char **argv)
     }
     if (!strcmp(cmd, "ls"))
         rc = cli_cmd_ls(&c);
+    else if (!strcmp(cmd, "backup"))
+        rc = cli_cmd_backup(&c);
+    else if (!strcmp(cmd, "runs"))
+        rc = cli_cmd_runs(&c);
+    else if (!strcmp(cmd, "restore"))
+        rc = cli_cmd_restore(&c);
     else
         rc = cli_cmd_transfer(&c);
 out:

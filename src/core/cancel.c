@@ -3,6 +3,7 @@
 #include <stdatomic.h>
 
 static atomic_bool cancel_flag;
+static _Thread_local int cancel_held;
 
 void cancel_request(void)
 {
@@ -11,7 +12,18 @@ void cancel_request(void)
 
 bool cancel_requested(void)
 {
-    return atomic_load(&cancel_flag);
+    return !cancel_held && atomic_load(&cancel_flag);
+}
+
+void cancel_hold(void)
+{
+    cancel_held++;
+}
+
+void cancel_release(void)
+{
+    if (cancel_held > 0)
+        cancel_held--;
 }
 
 void cancel_reset(void)

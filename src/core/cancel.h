@@ -12,6 +12,11 @@
 
 void cancel_request(void);
 bool cancel_requested(void);
+/* Cleanup that must run even after a cancel (releasing a lock, removing
+ * what a cancelled run left): between hold and release, cancel_requested()
+ * is false in the calling thread only. Nests. */
+void cancel_hold(void);
+void cancel_release(void);
 /* For tests that reuse a process. */
 void cancel_reset(void);
 

@@ -38,6 +38,24 @@ static int digits(const char *s, int n)
     return v;
 }
 
+int64_t time_civil(int y, int mo, int d, int h, int mi, int s)
+{
+    if (y < 1970 || y > 9999 || mo < 1 || mo > 12 || d < 1 || d > 31 || h < 0 || h > 23 || mi < 0 ||
+        mi > 59 || s < 0 || s > 59)
+        return -1;
+    struct tm tm = {.tm_year = y - 1900,
+                    .tm_mon = mo - 1,
+                    .tm_mday = d,
+                    .tm_hour = h,
+                    .tm_min = mi,
+                    .tm_sec = s};
+    time_t t = timegm(&tm);
+    struct tm back;
+    if (!gmtime_r(&t, &back) || back.tm_mday != d || back.tm_mon != mo - 1)
+        return -1; /* Feb 30 and the like */
+    return (int64_t)t;
+}
+
 int64_t time_parse_ms(const char *s)
 {
     if (!s || strlen(s) < 20 || s[4] != '-' || s[7] != '-' || s[10] != 'T' || s[13] != ':' ||
@@ -45,9 +63,6 @@ int64_t time_parse_ms(const char *s)
         return -1;
     int y = digits(s, 4), mo = digits(s + 5, 2), d = digits(s + 8, 2);
     int h = digits(s + 11, 2), mi = digits(s + 14, 2), se = digits(s + 17, 2);
-    if (y < 1970 || mo < 1 || mo > 12 || d < 1 || d > 31 || h < 0 || h > 23 || mi < 0 || mi > 59 ||
-        se < 0 || se > 60)
-        return -1;
     const char *p = s + 19;
     int ms = 0;
     if (*p == '.') {
@@ -66,16 +81,6 @@ int64_t time_parse_ms(const char *s)
     }
     if (strcmp(p, "Z") != 0)
         return -1;
-    struct tm tm = {.tm_year = y - 1900,
-                    .tm_mon = mo - 1,
-                    .tm_mday = d,
-                    .tm_hour = h,
-                    .tm_min = mi,
-                    .tm_sec = se};
-    time_t t = timegm(&tm);
-    struct tm back;
-    gmtime_r(&t, &back);
-    if (back.tm_mday != d) /* Feb 30 and the like */
-        return -1;
-    return (int64_t)t * 1000 + ms;
+    int64_t t = time_civil(y, mo, d, h, mi, se);
+    return t < 0 ? -1 : t * 1000 + ms;
 }

@@ -13,6 +13,9 @@
 int64_t time_now_ms(void);
 /* Format ms as above into out (at least TIMEFMT_LEN + 1 bytes). */
 void time_format_ms(int64_t ms, char *out);
+/* Unix seconds of a UTC date and time, -1 unless it is a real one from
+ * 1970 on (no Feb 30, no hour 24; second 60 is refused). */
+int64_t time_civil(int y, int mo, int d, int h, int mi, int s);
 /* Parse "YYYY-MM-DDTHH:MM:SS[.fff...]Z"; -1 (and nothing else) when s is
  * not exactly that. */
 int64_t time_parse_ms(const char *s);

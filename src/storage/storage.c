@@ -469,6 +469,45 @@ int storage_check_root(struct storage *st, bool for_write, bool create, struct e
     return st->drv->check_root(st, for_write, create, e);
 }
 
+bool storage_link_inside(const char *key, const char *target)
+{
+    if (!*target || target[0] == '/')
+        return false;
+    int depth = 0; /* directories above the link inside the root */
+    for (const char *p = key; (p = strchr(p, '/')) != NULL; p++)
+        depth++;
+    const char *s = target;
+    while (*s) {
+        const char *slash = strchr(s, '/');
+        size_t n = slash ? (size_t)(slash - s) : strlen(s);
+        if (n == 2 && s[0] == '.' && s[1] == '.') {
+            if (--depth < 0)
+                return false;
+        } else if (n && !(n == 1 && s[0] == '.')) {
+            depth++;
+        }
+        s += n;
+        while (*s == '/')
+            s++;
+    }
+    return true;
+}
+
+int storage_symlink(struct storage *st, const char *key, const char *target, int64_t mtime_ns,
+                    struct err *e)
+{
+    int r = storage_key_check(key, false, e);
+    if (r)
+        return r;
+    if (!st->drv->symlink)
+        return err_set(e, ERR_USAGE, "'%s' cannot hold symbolic links; '%s' not created",
+                       st->display, key);
+    if (!storage_link_inside(key, target))
+        return err_set(e, ERR_REFUSED, "symbolic link '%s' -> '%s' points outside '%s'; refused",
+                       key, target, st->display);
+    return st->drv->symlink(st, key, target, mtime_ns, e);
+}
+
 int storage_put_bytes(struct storage *st, const char *key, const void *data, size_t len,
                       struct err *e)
 {

@@ -167,6 +167,15 @@ void storage_set_list_error_handler(struct storage *st, storage_list_error_fn fn
 /* Parts skipped by all listings of st so far (thread-safe). */
 size_t storage_list_error_count(const struct storage *st);
 
+/* Create key as a symbolic link to `target` (restore). Drivers that cannot
+ * hold links say so with ERR_USAGE. A target that is absolute or climbs out
+ * of the storage's root (more ".." than the link's depth) is refused with
+ * ERR_REFUSED: a restored tree never points outside itself. */
+int storage_symlink(struct storage *st, const char *key, const char *target, int64_t mtime_ns,
+                    struct err *e);
+/* Whether a link at key pointing to target stays inside the root. */
+bool storage_link_inside(const char *key, const char *target);
+
 /* Small whole objects (locks, markers): write data under key atomically;
  * read key whole into a malloc'ed buffer (NUL-terminated, *len without the
  * NUL), refusing objects over `max` bytes with ERR_PROTO. */

@@ -43,6 +43,9 @@ struct storage_driver {
     int (*copy_from)(struct storage *dst, const char *dst_key, struct storage *src,
                      const char *src_key, const struct storage_entry *src_ent, struct err *e);
     int (*check_root)(struct storage *st, bool for_write, bool create, struct err *e);
+    /* optional: create a symbolic link (see storage_symlink) */
+    int (*symlink)(struct storage *st, const char *key, const char *target, int64_t mtime_ns,
+                   struct err *e);
     /* optional: make every committed write durable (see storage_sync) */
     int (*sync)(struct storage *st, struct err *e);
     void (*close)(struct storage *st); /* frees driver state, not st */

@@ -37,7 +37,7 @@ it_clean_env() {
     for v in $(compgen -e); do
         case "$v" in
         AWS_*) unset "$v" ;;
-        ARCA_BIN | ARCA_SOURCE_DIR | ARCA_TEST_* | ARCA_CONFORMANCE_*) ;;
+        ARCA_BIN | ARCA_SOURCE_DIR | ARCA_TEST_* | ARCA_CONFORMANCE_* | ARCA_POLICY_CHECK_*) ;;
         ARCA_*) unset "$v" ;;
         RCLONE_*) unset "$v" ;;
         http_proxy | https_proxy | HTTP_PROXY | HTTPS_PROXY | all_proxy | ALL_PROXY | no_proxy | NO_PROXY) unset "$v" ;;

@@ -272,7 +272,7 @@ out:
 static int local_parent_open(const struct local_priv *p, const char *key, bool create,
                              const char *verb, int *dirfd, const char **base, struct err *e)
 {
-    int root_fd;
+    int root_fd = -1;
     int r = local_root_open(p, create, verb, &root_fd, e);
     if (r)
         return r;
@@ -1192,6 +1192,42 @@ out:
     return r;
 }
 
+/* A symlink at key (replacing a file or link there, never a directory). */
+static int local_symlink(struct storage *st, const char *key, const char *target, int64_t mtime_ns,
+                         struct err *e)
+{
+    struct local_priv *p = st->priv;
+    int dirfd = -1;
+    const char *base;
+    int r = local_parent_open(p, key, true, "create", &dirfd, &base, e);
+    if (r)
+        return r;
+    char tmp[NAME_MAX + 1];
+    storage_temp_name(tmp, sizeof(tmp), base, NAME_MAX);
+    if (symlinkat(target, dirfd, tmp) < 0) {
+        r = local_errno(p, e, errno, "create the link", key);
+    } else {
+        if (mtime_ns != STORAGE_MTIME_UNKNOWN) {
+            struct timespec ts[2] = {{.tv_sec = 0, .tv_nsec = UTIME_OMIT},
+                                     local_ns_to_timespec(mtime_ns)};
+            utimensat(dirfd, tmp, ts, AT_SYMLINK_NOFOLLOW);
+        }
+        struct stat sb;
+        if (fstatat(dirfd, base, &sb, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(sb.st_mode)) {
+            r = err_set(e, ERR_EXISTS, "cannot create the link '%s%s%s': a directory has that name",
+                        p->root, p->sep, key);
+            unlinkat(dirfd, tmp, 0);
+        } else if (renameat(dirfd, tmp, dirfd, base) < 0) {
+            r = local_errno(p, e, errno, "create the link", key);
+            unlinkat(dirfd, tmp, 0);
+        } else {
+            local_sync_note(p, dirfd, key);
+        }
+    }
+    close(dirfd);
+    return r;
+}
+
 /* ---- root -------------------------------------------------------------- */
 
 static int local_check_root(struct storage *st, bool for_write, bool create, struct err *e)
@@ -1265,6 +1301,7 @@ static const struct storage_driver local_driver = {
     .remove = local_remove,
     .copy_from = NULL,
     .check_root = local_check_root,
+    .symlink = local_symlink,
     .sync = local_sync,
     .close = local_close,
 };

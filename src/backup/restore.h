@@ -1,0 +1,41 @@
+/*
+ * restore.h - restore a run (docs/FORMAT.md) into a target storage.
+ */
+#ifndef ARCA_BACKUP_RESTORE_H
+#define ARCA_BACKUP_RESTORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "backup/runid.h"
+#include "core/error.h"
+#include "core/event.h"
+
+struct storage;
+
+#define RESTORE_MAX_INCLUDES 64
+
+struct restore_opts {
+    const char *run; /* NULL: the latest */
+    const char *includes[RESTORE_MAX_INCLUDES];
+    size_t nincludes; /* 0: everything */
+    const struct event_emitter *events;
+    double progress_interval;
+};
+void restore_opts_init(struct restore_opts *o);
+/* Whether path is selected by the --include globs (fnmatch; a glob that
+ * matches a directory selects everything below it). */
+bool restore_included(const struct restore_opts *o, const char *path);
+
+struct restore_result {
+    enum event_status status;
+    char run[RUNID_LEN + 1];
+    uint64_t files, bytes, skipped, errors;
+    double elapsed;
+};
+
+int restore_run(struct storage *dst, struct storage *target, const struct restore_opts *o,
+                struct restore_result *res, struct err *e);
+
+#endif
