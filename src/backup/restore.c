@@ -82,6 +82,8 @@ struct rst {
     char *path;
     uint64_t got;
     bool skip;
+    bool verify;  /* verify: hash and compare, write nothing */
+    uint64_t bad; /* verify: members that fail their check */
     struct timespec start;
     _Atomic uint64_t bytes_done, files_done;
     uint64_t files, bytes, skipped, errors;
@@ -211,6 +213,55 @@ static void report(struct rst *s, const char *path, enum event_action a, int64_t
     event_emit_file(s->o->events, &f);
 }
 
+static int hash_begin(struct rst *s, struct err *e)
+{
+    if (!s->md)
+        s->md = EVP_MD_CTX_new();
+    if (!s->md || EVP_DigestInit_ex(s->md, EVP_sha256(), NULL) != 1)
+        return err_set(e, ERR_NOMEM, "out of memory hashing '%s'", s->path);
+    return 0;
+}
+
+static void verify_bad(struct rst *s, int64_t size, const char *why)
+{
+    s->bad++;
+    char msg[512];
+    snprintf(msg, sizeof(msg), "'%s' in archive '%s' %s", s->path, s->ri->archive_key, why);
+    report(s, s->path, EVENT_ACTION_DIFFER, size, NULL, ERR_CORRUPT, msg);
+    log_error("%s", msg);
+}
+
+/* verify: a member against its manifest entry (the data is hashed next). */
+static int verify_entry(struct rst *s, const struct tar_entry *te, struct err *e)
+{
+    s->skip = true;
+    if (s->ment.err_code) {
+        s->skipped++;
+        report(s, s->path, EVENT_ACTION_SKIPPED, (int64_t)te->size, NULL, 0,
+               "recorded with an error in its run; nothing to check");
+        return 0;
+    }
+    if (te->type == TAR_SYMLINK) {
+        bool same = s->ment.type == MANIFEST_SYMLINK && s->ment.target &&
+                    s->ment.target_len == te->target_len &&
+                    !memcmp(s->ment.target, te->target, te->target_len);
+        if (same) {
+            s->files++;
+            report(s, s->path, EVENT_ACTION_MATCH, 0, NULL, 0, NULL);
+        } else {
+            verify_bad(s, 0, "is not the symbolic link its manifest lists");
+        }
+        return 0;
+    }
+    if (te->type != TAR_FILE || s->ment.type != MANIFEST_FILE || te->size != s->ment.size) {
+        verify_bad(s, (int64_t)te->size, "does not match its manifest entry (type or size)");
+        return 0;
+    }
+    s->skip = false;
+    s->got = 0;
+    return hash_begin(s, e);
+}
+
 static int on_entry(void *ctx, const struct tar_entry *te, struct err *e)
 {
     struct rst *s = ctx;
@@ -227,6 +278,8 @@ static int on_entry(void *ctx, const struct tar_entry *te, struct err *e)
     int r = manifest_seek(s, te->path, te->path_len, e);
     if (r)
         return r;
+    if (s->verify)
+        return verify_entry(s, te, e);
     if (!restore_included(s->o, s->path)) {
         s->skip = true;
         return 0;
@@ -290,33 +343,40 @@ static int on_entry(void *ctx, const struct tar_entry *te, struct err *e)
         log_warn("%s", fe.msg);
         return 0;
     }
-    if (!s->md)
-        s->md = EVP_MD_CTX_new();
-    if (!s->md || EVP_DigestInit_ex(s->md, EVP_sha256(), NULL) != 1)
-        return err_set(e, ERR_NOMEM, "out of memory restoring '%s'", s->path);
-    return 0;
+    return hash_begin(s, e);
 }
 
 static int on_data(void *ctx, const void *data, size_t len, struct err *e)
 {
     struct rst *s = ctx;
-    if (s->skip || !s->w)
+    if (s->skip)
         return 0;
     EVP_DigestUpdate(s->md, data, len);
     s->got += len;
     atomic_fetch_add(&s->bytes_done, len);
-    return storage_write(s->w, data, len, e);
+    return s->w ? storage_write(s->w, data, len, e) : 0;
 }
 
 static int on_entry_end(void *ctx, struct err *e)
 {
     struct rst *s = ctx;
-    if (s->skip || !s->w)
+    if (s->skip)
         return 0;
     unsigned char d[32];
     char hex[65];
     EVP_DigestFinal_ex(s->md, d, NULL);
     hex_encode(d, 32, hex);
+    if (s->verify) {
+        atomic_fetch_add(&s->files_done, 1);
+        if (strcmp(hex, s->ment.sha256) != 0) {
+            verify_bad(s, (int64_t)s->got, "fails its SHA-256 check");
+            return 0;
+        }
+        s->files++;
+        s->bytes += s->got;
+        report(s, s->path, EVENT_ACTION_MATCH, (int64_t)s->got, hex, 0, NULL);
+        return 0;
+    }
     if (strcmp(hex, s->ment.sha256) != 0) {
         storage_write_abort(s->w);
         s->w = NULL;
@@ -381,6 +441,8 @@ static int restore_archive(struct rst *s, struct err *e)
         r = filter_finish(chain, e);
     if (!r)
         r = tar_reader_finish(tr, e);
+    if (r && r != ERR_CANCELLED && !strstr(e->msg, s->ri->archive_key))
+        err_wrap(e, "archive '%s'", s->ri->archive_key);
     if (!r && (stored != (uint64_t)s->ri->archive_size || strcmp(hex, s->ri->archive_sha256)))
         r = err_set(e, ERR_CORRUPT,
                     "archive '%s' is %" PRIu64 " bytes with SHA-256 %.16s...; its manifest says "
@@ -455,6 +517,83 @@ int restore_run(struct storage *dst, struct storage *target, const struct restor
                                 .bytes_transferred = s.bytes,
                                 .files_skipped = s.skipped,
                                 .files_failed = s.errors,
+                                .elapsed = res->elapsed,
+                                .error_code = r,
+                                .error = r ? e->msg : NULL};
+    event_emit_summary(o->events, &sum);
+    return r;
+}
+
+/* The archive object is there with the size its trailer says. */
+static int verify_objects(struct storage *dst, const struct run_info *ri, struct err *e)
+{
+    struct storage_entry ent;
+    int r = storage_stat(dst, ri->archive_key, &ent, e);
+    if (r == ERR_NOT_FOUND)
+        return err_set(e, ERR_CORRUPT, "archive '%s' of run %s is missing at '%s'", ri->archive_key,
+                       ri->run, storage_display(dst));
+    if (r)
+        return r;
+    uint64_t size = ent.size;
+    storage_entry_clear(&ent);
+    if (size != (uint64_t)ri->archive_size)
+        return err_set(e, ERR_CORRUPT,
+                       "archive '%s' of run %s is %" PRIu64 " bytes; its manifest says %" PRId64,
+                       ri->archive_key, ri->run, size, ri->archive_size);
+    return 0;
+}
+
+int verify_run(struct storage *dst, const struct restore_opts *o, bool read_data,
+               struct restore_result *res, struct err *e)
+{
+    struct run_info ri;
+    struct rst s;
+    memset(&s, 0, sizeof(s));
+    memset(res, 0, sizeof(*res));
+    clock_gettime(CLOCK_MONOTONIC, &s.start);
+    s.verify = true;
+    s.o = o;
+    s.ri = &ri;
+    s.dst = dst;
+    int r = catalog_find(dst, o->run, &ri, e); /* reads the whole manifest: its structure */
+    if (!r) {
+        snprintf(res->run, sizeof(res->run), "%s", ri.run);
+        if (ri.mode != MANIFEST_ARCHIVE)
+            r = err_set(e, ERR_USAGE,
+                        "run %s is a mirror run; verifying mirror runs is not in "
+                        "this build yet",
+                        ri.run);
+    }
+    if (!r)
+        r = verify_objects(dst, &ri, e);
+    struct progress_ticker *pt = NULL;
+    if (!r && read_data && !(r = catalog_manifest_open(dst, &ri, &s.m, e))) {
+        pt = progress_ticker_start(o->progress_interval, o->events, progress_fill, &s);
+        r = restore_archive(&s, e);
+        if (!r && s.bad)
+            r = err_set(e, ERR_CORRUPT, "%" PRIu64 " file%s of run %s fail their check at '%s'",
+                        s.bad, s.bad == 1 ? "" : "s", ri.run, storage_display(dst));
+    }
+    progress_ticker_stop(pt);
+    catalog_manifest_close(&s.m);
+    if (s.ment_valid)
+        manifest_entry_clear(&s.ment);
+    EVP_MD_CTX_free(s.md);
+    free(s.path);
+    res->files = read_data ? s.files : (r ? 0 : ri.files);
+    res->bytes = read_data ? s.bytes : (r ? 0 : ri.bytes);
+    res->skipped = s.skipped;
+    res->errors = s.bad;
+    res->elapsed = elapsed_since(&s.start);
+    res->status = r == ERR_CANCELLED ? EVENT_STATUS_CANCELLED
+                  : r                ? EVENT_STATUS_FAILED
+                                     : EVENT_STATUS_SUCCEEDED;
+    struct event_summary sum = {.command = "verify",
+                                .source = storage_display(dst),
+                                .status = res->status,
+                                .files_checked = res->files + s.bad,
+                                .differences = s.bad,
+                                .files_skipped = s.skipped,
                                 .elapsed = res->elapsed,
                                 .error_code = r,
                                 .error = r ? e->msg : NULL};

@@ -35,6 +35,12 @@ struct restore_result {
     double elapsed;
 };
 
+/* Check a run: its manifest's structure and its archive's presence and
+ * size; with read_data also every byte (the archive's SHA-256, each file's
+ * SHA-256 and each link's target against the manifest). Problems are
+ * `differ` file events and end in ERR_CORRUPT. */
+int verify_run(struct storage *dst, const struct restore_opts *o, bool read_data,
+               struct restore_result *res, struct err *e);
 int restore_run(struct storage *dst, struct storage *target, const struct restore_opts *o,
                 struct restore_result *res, struct err *e);
 

@@ -155,3 +155,28 @@ int cli_cmd_restore(struct cli *c)
     storage_close(target);
     return cli_exit_status(r, res.status);
 }
+
+int cli_cmd_verify(struct cli *c)
+{
+    struct err e;
+    err_clear(&e);
+    struct storage *dst = NULL;
+    if (remote_open(c->args[0], &c->cfg, &c->rflags, &dst, &e))
+        return cli_fail(c, &e);
+    struct event_emitter em;
+    cli_output_init(c, &em);
+    struct restore_opts o;
+    restore_opts_init(&o);
+    o.run = c->run_id;
+    o.events = &em;
+    o.progress_interval = (c->progress || c->json) ? 1.0 : 0;
+    struct restore_result res;
+    int r = verify_run(dst, &o, c->read_data, &res, &e);
+    cli_output_finish();
+    if (!r && !c->json && c->verbose >= 0)
+        printf("run %s: %s\n", res.run,
+               c->read_data ? "every byte matches its manifest"
+                            : "manifest whole, archive present with its size");
+    storage_close(dst);
+    return cli_exit_status(r, res.status);
+}

@@ -33,7 +33,8 @@ struct cli {
     const char *compression; /* backup --compression */
     const char *run_id;      /* restore/verify --run */
     const char *includes[64];
-    int nincludes; /* restore --include, repeatable */
+    int nincludes;  /* restore --include, repeatable */
+    bool read_data; /* verify --read-data */
     uint64_t bwlimit;
     char *args[4];
     int nargs;
@@ -57,5 +58,6 @@ int cli_cmd_transfer(struct cli *c); /* copy, sync, check */
 int cli_cmd_backup(struct cli *c);
 int cli_cmd_runs(struct cli *c);
 int cli_cmd_restore(struct cli *c);
+int cli_cmd_verify(struct cli *c);
 
 #endif

@@ -26,6 +26,7 @@ static const char usage_main[] =
     "  backup SRC DST     back SRC up to DST as a new run (archive mode)\n"
     "  runs DST           list the backup runs at DST\n"
     "  restore DST TARGET restore a run of DST into TARGET\n"
+    "  verify DST         check a run of DST (--read-data: every byte)\n"
     "  version            print the version\n"
     "\n"
     "REMOTE is a local path, s3://bucket[/prefix], sftp://user@host[:port]/path,\n"
@@ -125,6 +126,13 @@ static const struct {
      "stops the restore naming the object. --include restores only the paths (or\n"
      "directories) matching GLOB; repeat it for more.\n",
      2, false},
+    {"verify",
+     "usage: arca verify DST [--run ID] [--read-data] [OPTIONS]\n\n"
+     "Check a run of DST (default: the latest): its manifest is whole and well formed\n"
+     "and its archive is there with the right size. --read-data also reads every\n"
+     "byte back: the archive's SHA-256 and each file's against the manifest.\n"
+     "Exit 14 when anything fails its check.\n",
+     1, false},
 };
 
 enum {
@@ -160,6 +168,7 @@ enum {
     OPT_COMPRESSION,
     OPT_RUN,
     OPT_INCLUDE,
+    OPT_READ_DATA,
     OPT_READ_CUTOFF,
 };
 
@@ -184,6 +193,7 @@ static const struct option long_opts[] = {
     {"compression", required_argument, NULL, OPT_COMPRESSION},
     {"run", required_argument, NULL, OPT_RUN},
     {"include", required_argument, NULL, OPT_INCLUDE},
+    {"read-data", no_argument, NULL, OPT_READ_DATA},
     {"read-stream-cutoff", required_argument, NULL, OPT_READ_CUTOFF},
     {"bwlimit", required_argument, NULL, OPT_BWLIMIT},
     {"dry-run", no_argument, NULL, OPT_DRY_RUN},
@@ -332,6 +342,9 @@ int main(int argc, char **argv)
         case OPT_COMPRESSION:
             c.compression = optarg;
             break;
+        case OPT_READ_DATA:
+            c.read_data = true;
+            break;
         case OPT_RUN:
             c.run_id = optarg;
             break;
@@ -442,6 +455,8 @@ int main(int argc, char **argv)
         rc = cli_cmd_runs(&c);
     else if (!strcmp(cmd, "restore"))
         rc = cli_cmd_restore(&c);
+    else if (!strcmp(cmd, "verify"))
+        rc = cli_cmd_verify(&c);
     else
         rc = cli_cmd_transfer(&c);
 out:

@@ -114,17 +114,20 @@ static void render_summary(json_t *o)
                       sizeof(bytes));
 #define N(k) json_integer_value(json_object_get(o, k))
     bool dry = json_is_true(json_object_get(o, "dry_run"));
-    if (cmd && !strcmp(cmd, "check"))
+    if (cmd && (!strcmp(cmd, "check") || !strcmp(cmd, "verify")))
         fprintf(stderr, "%s: %lld files checked, %lld differences, %lld failed in %.1f s\n", status,
                 N("files_checked"), N("differences"), N("files_failed"),
                 json_number_value(json_object_get(o, "elapsed")));
     else
         fprintf(stderr,
-                "%s%s: %lld files transferred (%s), %lld unchanged, %lld deleted, %lld skipped, "
+                "%s%s: %lld files %s (%s), %lld unchanged, %lld deleted, %lld skipped, "
                 "%lld failed in %.1f s\n",
-                dry ? "dry run, " : "", status, N("files_transferred"), bytes, N("files_unchanged"),
-                N("files_deleted"), N("files_skipped"), N("files_failed"),
-                json_number_value(json_object_get(o, "elapsed")));
+                dry ? "dry run, " : "", status, N("files_transferred"),
+                cmd && !strcmp(cmd, "backup")    ? "backed up"
+                : cmd && !strcmp(cmd, "restore") ? "restored"
+                                                 : "transferred",
+                bytes, N("files_unchanged"), N("files_deleted"), N("files_skipped"),
+                N("files_failed"), json_number_value(json_object_get(o, "elapsed")));
 #undef N
 }
 

@@ -131,6 +131,15 @@ assert_rc 0 "restore with --include"
 grep -qx './sub/bin' "$IT_TMP/inc" && grep -qx './new.txt' "$IT_TMP/inc" || fail "--include missed files"
 ! grep -qx './empty' "$IT_TMP/inc" || fail "--include restored a file it does not match"
 
+# --- verify --------------------------------------------------------------------
+arca_run verify "$D"
+assert_rc 0 "verify"
+arca_run verify --read-data --json "$D"
+assert_rc 0 "verify --read-data"
+assert_eq "$(file_events match | wc -l)" "$(grep -c . "$IT_TMP/paths")" "every file and link matches"
+arca_run verify --read-data "$S"
+assert_rc 0 "verify --read-data on S3"
+
 # --- a damaged archive ---------------------------------------------------------
 C=$IT_TMP/dst-corrupt
 cp -a "$D" "$C"
@@ -141,6 +150,15 @@ arca_run restore "$C" "$IT_TMP/rc"
 assert_rc 14 "restore of a damaged archive"
 assert_err_has "archives/$RUN1.tar.zst" "fails its SHA-256 check"
 assert_one_line_error "archives/$RUN1.tar.zst"
+arca_run verify "$C"
+assert_rc 0 "verify without --read-data checks presence and size only"
+arca_run verify --read-data "$C"
+assert_rc 14 "verify --read-data finds a one-byte change"
+assert_err_has "archives/$RUN1.tar.zst"
+rm "$C/archives/$RUN1.tar.zst"
+arca_run verify "$C"
+assert_rc 14 "verify finds a missing archive"
+assert_err_has "archive 'archives/$RUN1.tar.zst' of run $RUN1 is missing"
 
 # --- a file that shrinks while it is read ---------------------------------------
 SH=$IT_TMP/shrink
