@@ -3,6 +3,7 @@
  */
 #include "backup/backup.h"
 #include "backup/catalog.h"
+#include "backup/prune.h"
 #include "backup/restore.h"
 #include "cli/cli.h"
 #include "core/timefmt.h"
@@ -177,6 +178,47 @@ int cli_cmd_verify(struct cli *c)
         printf("run %s: %s\n", res.run,
                c->read_data ? "every byte matches its manifest"
                             : "manifest whole, archive present with its size");
+    storage_close(dst);
+    return cli_exit_status(r, res.status);
+}
+
+/* prune's output: `run` events become lines for people (without --json);
+ * everything else goes to the usual renderer. */
+struct prune_out {
+    struct cli *c;
+    struct event_emitter inner;
+};
+
+static void prune_sink(const char *line, void *ctx)
+{
+    struct prune_out *po = ctx;
+    if (!po->c->json && !strncmp(line, "{\"type\":\"run\",", 14)) {
+        json_t *o = json_loads(line, 0, NULL);
+        if (o && po->c->verbose >= 0)
+            printf("%-6s  %s  %-20.19s  %s\n", json_string_value(json_object_get(o, "action")),
+                   json_string_value(json_object_get(o, "run")),
+                   json_string_value(json_object_get(o, "started")),
+                   json_string_value(json_object_get(o, "reasons")));
+        json_decref(o);
+        return;
+    }
+    po->inner.sink(line, po->inner.ctx);
+}
+
+int cli_cmd_prune(struct cli *c)
+{
+    struct err e;
+    err_clear(&e);
+    struct storage *dst = NULL;
+    if (remote_open(c->args[0], &c->cfg, &c->rflags, &dst, &e))
+        return cli_fail(c, &e);
+    struct prune_out po = {.c = c};
+    cli_output_init(c, &po.inner);
+    struct event_emitter em = {prune_sink, &po};
+    struct prune_opts o = {.policy = c->policy, .dry_run = c->dry_run, .events = &em};
+    struct prune_result res;
+    int r = prune_run(dst, &o, &res, &e);
+    cli_output_finish();
     storage_close(dst);
     return cli_exit_status(r, res.status);
 }

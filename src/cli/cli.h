@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "backup/policy.h"
 #include "core/config.h"
 #include "core/event.h"
 #include "storage/remote.h"
@@ -33,8 +34,9 @@ struct cli {
     const char *compression; /* backup --compression */
     const char *run_id;      /* restore/verify --run */
     const char *includes[64];
-    int nincludes;  /* restore --include, repeatable */
-    bool read_data; /* verify --read-data */
+    int nincludes;        /* restore --include, repeatable */
+    bool read_data;       /* verify --read-data */
+    struct policy policy; /* prune --keep-... */
     uint64_t bwlimit;
     char *args[4];
     int nargs;
@@ -59,5 +61,6 @@ int cli_cmd_backup(struct cli *c);
 int cli_cmd_runs(struct cli *c);
 int cli_cmd_restore(struct cli *c);
 int cli_cmd_verify(struct cli *c);
+int cli_cmd_prune(struct cli *c);
 
 #endif

@@ -5,6 +5,7 @@
 #include "core/cancel.h"
 #include "core/log.h"
 #include "core/units.h"
+#include "backup/policy.h"
 #include "storage/multiread.h"
 
 #include <curl/curl.h>
@@ -27,6 +28,7 @@ static const char usage_main[] =
     "  runs DST           list the backup runs at DST\n"
     "  restore DST TARGET restore a run of DST into TARGET\n"
     "  verify DST         check a run of DST (--read-data: every byte)\n"
+    "  prune DST          forget runs by a retention policy (--keep-...)\n"
     "  version            print the version\n"
     "\n"
     "REMOTE is a local path, s3://bucket[/prefix], sftp://user@host[:port]/path,\n"
@@ -133,6 +135,16 @@ static const struct {
      "byte back: the archive's SHA-256 and each file's against the manifest.\n"
      "Exit 14 when anything fails its check.\n",
      1, false},
+    {"prune",
+     "usage: arca prune DST --keep-... [--keep-min N] [--dry-run] [OPTIONS]\n\n"
+     "Forget the runs of DST that no rule keeps (restic's rules and words):\n"
+     "  --keep-last N, --keep-hourly N, --keep-daily N, --keep-weekly N,\n"
+     "  --keep-monthly N, --keep-yearly N, --keep-within DURATION (e.g. 30d, 1y6m),\n"
+     "  --keep-within-hourly/-daily/-weekly/-monthly/-yearly DURATION.\n"
+     "The newest run is always kept, and at least --keep-min runs (default 3).\n"
+     "A forgotten run's manifest is deleted first, then its data. --dry-run only\n"
+     "shows the choice.\n",
+     1, false},
 };
 
 enum {
@@ -169,6 +181,9 @@ enum {
     OPT_RUN,
     OPT_INCLUDE,
     OPT_READ_DATA,
+    OPT_KEEP_COUNT,
+    OPT_KEEP_WITHIN,
+    OPT_KEEP_MIN,
     OPT_READ_CUTOFF,
 };
 
@@ -194,6 +209,19 @@ static const struct option long_opts[] = {
     {"run", required_argument, NULL, OPT_RUN},
     {"include", required_argument, NULL, OPT_INCLUDE},
     {"read-data", no_argument, NULL, OPT_READ_DATA},
+    {"keep-last", required_argument, NULL, OPT_KEEP_COUNT},
+    {"keep-hourly", required_argument, NULL, OPT_KEEP_COUNT},
+    {"keep-daily", required_argument, NULL, OPT_KEEP_COUNT},
+    {"keep-weekly", required_argument, NULL, OPT_KEEP_COUNT},
+    {"keep-monthly", required_argument, NULL, OPT_KEEP_COUNT},
+    {"keep-yearly", required_argument, NULL, OPT_KEEP_COUNT},
+    {"keep-within", required_argument, NULL, OPT_KEEP_WITHIN},
+    {"keep-within-hourly", required_argument, NULL, OPT_KEEP_WITHIN},
+    {"keep-within-daily", required_argument, NULL, OPT_KEEP_WITHIN},
+    {"keep-within-weekly", required_argument, NULL, OPT_KEEP_WITHIN},
+    {"keep-within-monthly", required_argument, NULL, OPT_KEEP_WITHIN},
+    {"keep-within-yearly", required_argument, NULL, OPT_KEEP_WITHIN},
+    {"keep-min", required_argument, NULL, OPT_KEEP_MIN},
     {"read-stream-cutoff", required_argument, NULL, OPT_READ_CUTOFF},
     {"bwlimit", required_argument, NULL, OPT_BWLIMIT},
     {"dry-run", no_argument, NULL, OPT_DRY_RUN},
@@ -275,7 +303,9 @@ int main(int argc, char **argv)
     struct err e;
     err_clear(&e);
     optind = 2;
-    while ((opt = getopt_long(argc, argv, "vq", long_opts, NULL)) != -1) {
+    policy_init(&c.policy);
+    int li = 0;
+    while ((opt = getopt_long(argc, argv, "vq", long_opts, &li)) != -1) {
         switch (opt) {
         case OPT_HELP:
             fputs(commands[ci].synopsis, stdout);
@@ -341,6 +371,40 @@ int main(int argc, char **argv)
             break;
         case OPT_COMPRESSION:
             c.compression = optarg;
+            break;
+        case OPT_KEEP_COUNT: {
+            char flag[64];
+            snprintf(flag, sizeof(flag), "--%s", long_opts[li].name);
+            if (parse_int(optarg, flag, 1, 1000000, &v))
+                return EXIT_USAGE;
+            const char *k = long_opts[li].name + strlen("keep-");
+            int *slot = !strcmp(k, "last")      ? &c.policy.keep_last
+                        : !strcmp(k, "hourly")  ? &c.policy.keep_hourly
+                        : !strcmp(k, "daily")   ? &c.policy.keep_daily
+                        : !strcmp(k, "weekly")  ? &c.policy.keep_weekly
+                        : !strcmp(k, "monthly") ? &c.policy.keep_monthly
+                                                : &c.policy.keep_yearly;
+            *slot = (int)v;
+            break;
+        }
+        case OPT_KEEP_WITHIN: {
+            char flag[64];
+            snprintf(flag, sizeof(flag), "--%s", long_opts[li].name);
+            const char *k = long_opts[li].name + strlen("keep-within");
+            struct policy_duration *d = !*k                      ? &c.policy.keep_within
+                                        : !strcmp(k, "-hourly")  ? &c.policy.keep_within_hourly
+                                        : !strcmp(k, "-daily")   ? &c.policy.keep_within_daily
+                                        : !strcmp(k, "-weekly")  ? &c.policy.keep_within_weekly
+                                        : !strcmp(k, "-monthly") ? &c.policy.keep_within_monthly
+                                                                 : &c.policy.keep_within_yearly;
+            if (policy_parse_duration(optarg, flag, d, &e))
+                return usage_error(e.msg);
+            break;
+        }
+        case OPT_KEEP_MIN:
+            if (parse_int(optarg, "--keep-min", 0, 1000000, &v))
+                return EXIT_USAGE;
+            c.policy.keep_min = (int)v;
             break;
         case OPT_READ_DATA:
             c.read_data = true;
@@ -457,6 +521,8 @@ int main(int argc, char **argv)
         rc = cli_cmd_restore(&c);
     else if (!strcmp(cmd, "verify"))
         rc = cli_cmd_verify(&c);
+    else if (!strcmp(cmd, "prune"))
+        rc = cli_cmd_prune(&c);
     else
         rc = cli_cmd_transfer(&c);
 out:

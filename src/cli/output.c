@@ -114,7 +114,11 @@ static void render_summary(json_t *o)
                       sizeof(bytes));
 #define N(k) json_integer_value(json_object_get(o, k))
     bool dry = json_is_true(json_object_get(o, "dry_run"));
-    if (cmd && (!strcmp(cmd, "check") || !strcmp(cmd, "verify")))
+    if (cmd && !strcmp(cmd, "prune"))
+        fprintf(stderr, "%s%s: %lld runs looked at, %lld objects deleted in %.1f s\n",
+                dry ? "dry run, " : "", status, N("files_checked"), N("files_deleted"),
+                json_number_value(json_object_get(o, "elapsed")));
+    else if (cmd && (!strcmp(cmd, "check") || !strcmp(cmd, "verify")))
         fprintf(stderr, "%s: %lld files checked, %lld differences, %lld failed in %.1f s\n", status,
                 N("files_checked"), N("differences"), N("files_failed"),
                 json_number_value(json_object_get(o, "elapsed")));

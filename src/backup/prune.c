@@ -1,0 +1,178 @@
+/*
+ * prune.c - retention: choose (backup/policy, restic's semantics plus
+ * arca's floor), then delete manifest first, data after, so that an
+ * interrupted prune leaves every run that still has a manifest whole.
+ */
+#include "backup/prune.h"
+
+#include "backup/catalog.h"
+#include "backup/lock.h"
+#include "core/log.h"
+#include "core/timefmt.h"
+#include "storage/storage.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static void emit_run(const struct prune_opts *o, const struct run_info *ri, bool keep,
+                     const char *reasons)
+{
+    if (!o->events || !o->events->sink)
+        return;
+    char now[TIMEFMT_LEN + 1], started[TIMEFMT_LEN + 1];
+    time_format_ms(time_now_ms(), now);
+    time_format_ms(ri->started_ms, started);
+    json_t *j =
+        json_pack("{s:s, s:i, s:s, s:s, s:s, s:s, s:s, s:s, s:b}", "type", "run", "v", 1, "time",
+                  now, "run", ri->run, "started", started, "status", ri->status, "action",
+                  keep ? "keep" : "forget", "reasons", reasons, "dry_run", o->dry_run);
+    char *s = j ? json_dumps(j, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
+    if (s)
+        o->events->sink(s, o->events->ctx);
+    free(s);
+    json_decref(j);
+}
+
+static int remove_key(struct storage *dst, const char *key, struct prune_result *res, struct err *e)
+{
+    int r = storage_remove(dst, key, e);
+    if (r == ERR_NOT_FOUND) {
+        err_clear(e);
+        return 0;
+    }
+    if (!r) {
+        res->objects_deleted++;
+        log_info("deleted '%s'", key);
+    }
+    return r;
+}
+
+/* The objects of an archive run: manifest first. */
+static int forget_archive_run(struct storage *dst, const struct run_info *ri,
+                              struct prune_result *res, struct err *e)
+{
+    char key[256];
+    int r = remove_key(dst, ri->manifest_key, res, e);
+    if (!r && ri->archive_key[0])
+        r = remove_key(dst, ri->archive_key, res, e);
+    if (!r) {
+        snprintf(key, sizeof(key), "archives/%s.SHA256SUMS", ri->run);
+        r = remove_key(dst, key, res, e);
+    }
+    return r;
+}
+
+static bool has_run(const struct run_info *v, size_t n, const char *id)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!strncmp(v[i].run, id, RUNID_LEN))
+            return true;
+    return false;
+}
+
+/* archives/<id>.* of runs without a manifest (failed or killed runs). */
+static int forget_orphans(struct storage *dst, const struct run_info *v, size_t n, bool dry_run,
+                          struct prune_result *res, struct err *e)
+{
+    struct storage_list *ls;
+    struct storage_entry ent;
+    int r = storage_list_open(dst, "archives/", &ls, e);
+    if (r)
+        return r;
+    while ((r = storage_list_next(ls, &ent, e)) == 1) {
+        const char *id = ent.key + strlen("archives/");
+        char run[RUNID_LEN + 1];
+        snprintf(run, sizeof(run), "%.*s", RUNID_LEN, id);
+        if (strlen(id) > RUNID_LEN && id[RUNID_LEN] == '.' && runid_valid(run) &&
+            !has_run(v, n, run)) {
+            if (dry_run) {
+                log_info("would delete '%s' (a run without a manifest)", ent.key);
+            } else if ((r = remove_key(dst, ent.key, res, e)) != 0) {
+                storage_entry_clear(&ent);
+                break;
+            }
+        }
+        storage_entry_clear(&ent);
+    }
+    storage_list_close(ls);
+    return r < 0 ? r : 0;
+}
+
+int prune_run(struct storage *dst, const struct prune_opts *o, struct prune_result *res,
+              struct err *e)
+{
+    memset(res, 0, sizeof(*res));
+    res->status = EVENT_STATUS_FAILED;
+    struct backup_lock *lock = NULL;
+    struct run_info *v = NULL;
+    struct policy_run *pr = NULL;
+    struct policy_decision *dec = NULL;
+    size_t n = 0;
+    char id[RUNID_LEN + 1];
+    int r = 0;
+    if (policy_empty(&o->policy))
+        r = err_set(e, ERR_USAGE,
+                    "a prune policy must keep something; give --keep-last, "
+                    "--keep-within, --keep-daily ...");
+    if (!r)
+        r = storage_check_root(dst, false, false, e);
+    if (!r && !o->dry_run && !(r = runid_new(id, (int64_t)time(NULL), e)))
+        r = backup_lock_acquire(dst, id, "prune", &lock, e);
+    if (!r)
+        r = catalog_list(dst, true, &v, &n, e);
+    for (size_t i = 0; !r && i < n; i++)
+        if (v[i].mode != MANIFEST_ARCHIVE)
+            r = err_set(e, ERR_USAGE,
+                        "'%s' holds mirror runs; pruning mirror runs is not in this "
+                        "build yet",
+                        storage_display(dst));
+    if (!r && n) {
+        pr = calloc(n, sizeof(*pr));
+        dec = calloc(n, sizeof(*dec));
+        if (!pr || !dec)
+            r = err_set(e, ERR_NOMEM, "out of memory pruning");
+    }
+    if (!r && n) {
+        for (size_t i = 0; i < n; i++) {
+            pr[i].id = v[i].run;
+            pr[i].time_s = v[i].started_ms / 1000;
+            pr[i].eligible = true; /* a manifest exists only for succeeded/partial runs */
+        }
+        struct policy p = o->policy;
+        p.now_s = (int64_t)time(NULL);
+        r = policy_apply(&p, pr, n, dec, e);
+    }
+    for (size_t i = 0; !r && i < n; i++) {
+        emit_run(o, &v[i], dec[i].keep, dec[i].reasons);
+        if (dec[i].keep) {
+            res->kept++;
+            continue;
+        }
+        res->forgotten++;
+        if (!o->dry_run)
+            r = forget_archive_run(dst, &v[i], res, e);
+    }
+    if (!r)
+        r = forget_orphans(dst, v, n, o->dry_run, res, e);
+    backup_lock_release(lock);
+    free(v);
+    free(pr);
+    free(dec);
+    if (!r)
+        res->status = EVENT_STATUS_SUCCEEDED;
+    else if (r == ERR_CANCELLED)
+        res->status = EVENT_STATUS_CANCELLED;
+    struct event_summary sum = {.command = "prune",
+                                .destination = storage_display(dst),
+                                .status = res->status,
+                                .files_deleted = res->objects_deleted,
+                                .files_checked = res->kept + res->forgotten,
+                                .dry_run = o->dry_run,
+                                .error_code = r,
+                                .error = r ? e->msg : NULL};
+    event_emit_summary(o->events, &sum);
+    return r;
+}
