@@ -41,6 +41,11 @@ struct restore_result {
  * `differ` file events and end in ERR_CORRUPT. */
 int verify_run(struct storage *dst, const struct restore_opts *o, bool read_data,
                struct restore_result *res, struct err *e);
+/* A run against the live source: paths only in one, or whose type, size,
+ * link target or mtime differ (read_data: SHA-256) are `differ` /
+ * `missing_on_*` events and status EVENT_STATUS_DIFFERENCES. */
+int verify_against(struct storage *dst, struct storage *src, const struct restore_opts *o,
+                   bool read_data, struct restore_result *res, struct err *e);
 int restore_run(struct storage *dst, struct storage *target, const struct restore_opts *o,
                 struct restore_result *res, struct err *e);
 

@@ -172,7 +172,22 @@ int cli_cmd_verify(struct cli *c)
     o.events = &em;
     o.progress_interval = (c->progress || c->json) ? 1.0 : 0;
     struct restore_result res;
-    int r = verify_run(dst, &o, c->read_data, &res, &e);
+    struct storage *src = NULL;
+    int r = 0;
+    if (c->against) {
+        r = remote_open(c->against, &c->cfg, &c->rflags, &src, &e);
+        if (r) {
+            cli_output_finish();
+            storage_close(dst);
+            return cli_fail(c, &e);
+        }
+        r = verify_against(dst, src, &o, c->read_data, &res, &e);
+        storage_close(src);
+        cli_output_finish();
+        storage_close(dst);
+        return cli_exit_status(r, res.status);
+    }
+    r = verify_run(dst, &o, c->read_data, &res, &e);
     cli_output_finish();
     if (!r && !c->json && c->verbose >= 0)
         printf("run %s: %s\n", res.run,

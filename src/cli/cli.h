@@ -37,6 +37,7 @@ struct cli {
     int nincludes;        /* restore --include, repeatable */
     bool read_data;       /* verify --read-data */
     struct policy policy; /* prune --keep-... */
+    const char *against;  /* verify --against SRC */
     uint64_t bwlimit;
     char *args[4];
     int nargs;

@@ -129,11 +129,13 @@ static const struct {
      "directories) matching GLOB; repeat it for more.\n",
      2, false},
     {"verify",
-     "usage: arca verify DST [--run ID] [--read-data] [OPTIONS]\n\n"
+     "usage: arca verify DST [--run ID] [--read-data] [--against SRC] [OPTIONS]\n\n"
      "Check a run of DST (default: the latest): its manifest is whole and well formed\n"
      "and its archive is there with the right size. --read-data also reads every\n"
      "byte back: the archive's SHA-256 and each file's against the manifest.\n"
-     "Exit 14 when anything fails its check.\n",
+     "Exit 14 when anything fails its check. --against SRC compares the run with\n"
+     "the live source instead (size, mtime, link targets; --read-data: SHA-256)\n"
+     "and exits 1 when they differ.\n",
      1, false},
     {"prune",
      "usage: arca prune DST --keep-... [--keep-min N] [--dry-run] [OPTIONS]\n\n"
@@ -184,6 +186,7 @@ enum {
     OPT_KEEP_COUNT,
     OPT_KEEP_WITHIN,
     OPT_KEEP_MIN,
+    OPT_AGAINST,
     OPT_READ_CUTOFF,
 };
 
@@ -222,6 +225,7 @@ static const struct option long_opts[] = {
     {"keep-within-monthly", required_argument, NULL, OPT_KEEP_WITHIN},
     {"keep-within-yearly", required_argument, NULL, OPT_KEEP_WITHIN},
     {"keep-min", required_argument, NULL, OPT_KEEP_MIN},
+    {"against", required_argument, NULL, OPT_AGAINST},
     {"read-stream-cutoff", required_argument, NULL, OPT_READ_CUTOFF},
     {"bwlimit", required_argument, NULL, OPT_BWLIMIT},
     {"dry-run", no_argument, NULL, OPT_DRY_RUN},
@@ -405,6 +409,9 @@ int main(int argc, char **argv)
             if (parse_int(optarg, "--keep-min", 0, 1000000, &v))
                 return EXIT_USAGE;
             c.policy.keep_min = (int)v;
+            break;
+        case OPT_AGAINST:
+            c.against = optarg;
             break;
         case OPT_READ_DATA:
             c.read_data = true;

@@ -139,6 +139,24 @@ assert_rc 0 "verify --read-data"
 assert_eq "$(file_events match | wc -l)" "$(grep -c . "$IT_TMP/paths")" "every file and link matches"
 arca_run verify --read-data "$S"
 assert_rc 0 "verify --read-data on S3"
+# --against: the run and the live source
+arca_run verify --json "$S" --against "$SRC"
+assert_rc 0 "the latest run matches the source"
+arca_run verify --json "$D" --against "$SRC"
+assert_rc 1 "run 1 differs from the changed source"
+assert_eq "$(file_events differ)" "a.txt" "differ"
+assert_eq "$(file_events missing_on_source)" "sub/deeper/odd" "missing_on_source"
+assert_eq "$(file_events missing_on_destination)" "new.txt" "missing_on_destination"
+# same size, same mtime, other bytes: only --read-data sees it
+cp -a "$SRC" "$IT_TMP/src-same"
+m=$(stat -c %.9Y "$IT_TMP/src-same/sub/bin")
+printf 'X' | dd of="$IT_TMP/src-same/sub/bin" bs=1 seek=100 conv=notrunc status=none
+touch -d "@$m" "$IT_TMP/src-same/sub/bin"
+arca_run verify "$S" --against "$IT_TMP/src-same"
+assert_rc 0 "size and mtime alike"
+arca_run verify --json --read-data "$S" --against "$IT_TMP/src-same"
+assert_rc 1 "--read-data finds the changed bytes"
+assert_eq "$(file_events differ)" "sub/bin" "the changed file"
 
 # --- a damaged archive ---------------------------------------------------------
 C=$IT_TMP/dst-corrupt
