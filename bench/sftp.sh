@@ -119,28 +119,6 @@ s3pid=
 
 # Our servers only: the PID must still be a child of this shell (right after
 # the fork it may not run the server yet, so its command line proves nothing).
-our_child_alive() { # PID
-    local ppid
-    [ -n "$1" ] || return 1
-    ppid=$(awk '{ print $4 }' 2> /dev/null < "/proc/$1/stat") || return 1
-    [ "$ppid" = "$$" ]
-}
-
-# shellcheck disable=SC2317  # called from the traps and cleanup
-stop_child() { # PID
-    local i
-    our_child_alive "$1" || return 0
-    kill -TERM "$1" 2> /dev/null || true
-    for i in $(seq 50); do
-        our_child_alive "$1" || break
-        sleep 0.1
-    done
-    if our_child_alive "$1"; then
-        kill -KILL "$1" 2> /dev/null || true
-    fi
-    wait "$1" 2> /dev/null || true
-}
-
 # shellcheck disable=SC2317  # called from the traps
 cleanup() {
     local rc=$?
@@ -269,44 +247,7 @@ s3data=$tmp/s3data
 etag_fix=no
 endpoint=
 if [ "$want_s3" = 1 ]; then
-    srv=$tmp/s3rver
-    mkdir -p "$srv" "$s3data"
-    cp -a "$root/tests/servers/node_modules" "$srv/"
-    node "$root/tests/servers/patch-s3rver.js" "$srv/node_modules" > "$tmp/patch.log" 2>&1 ||
-        { cat "$tmp/patch.log" >&2; die "patching the copy of s3rver failed"; }
-    obj_js=$srv/node_modules/@20minutes/s3rver/lib/controllers/object.js
-    if grep -qF "etag: part.ETag.replace(/\"/g, '')," "$obj_js"; then
-        sed -i "s|etag: part.ETag.replace(/\"/g, ''),|etag: String(part.ETag).replace(/\&#34;\|\&quot;\|\"/g, ''), // arca-bench|" "$obj_js"
-        grep -qF '// arca-bench' "$obj_js" || die "could not fix the ETag check in the copy of s3rver"
-        etag_fix=yes
-    fi
-    printf "'use strict';\nrequire('@20minutes/s3rver/lib/cli').parseAsync(process.argv);\n" > "$srv/launcher.js"
-    node_flags=()
-    if node --openssl-legacy-provider -e 0 > /dev/null 2>&1; then
-        node_flags=(--openssl-legacy-provider)
-    fi
-    node "${node_flags[@]}" "$srv/launcher.js" -d "$s3data" -a 127.0.0.1 -p 0 --silent \
-        --configure-bucket bench < /dev/null > "$tmp/s3rver.log" 2>&1 &
-    s3pid=$!
-    port=
-    for i in $(seq 300); do
-        port=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9][0-9]*\).*/\1/p' "$tmp/s3rver.log" | head -n1)
-        [ -n "$port" ] && break
-        our_child_alive "$s3pid" || { cat "$tmp/s3rver.log" >&2; die "s3rver exited during start"; }
-        sleep 0.1
-    done
-    [ -n "$port" ] || { cat "$tmp/s3rver.log" >&2; die "s3rver did not announce its port"; }
-    endpoint=http://127.0.0.1:$port
-    for i in $(seq 100); do
-        curl -sf -o /dev/null --max-time 2 --noproxy '*' "$endpoint/" && break
-        [ "$i" = 100 ] && die "s3rver does not answer at $endpoint"
-        sleep 0.1
-    done
-    export AWS_ACCESS_KEY_ID=S3RVER AWS_SECRET_ACCESS_KEY=S3RVER AWS_ENDPOINT_URL=$endpoint
-    export AWS_REGION=us-east-1
-    export RCLONE_CONFIG_S3_TYPE=s3 RCLONE_CONFIG_S3_PROVIDER=Other
-    export RCLONE_CONFIG_S3_ENDPOINT=$endpoint RCLONE_CONFIG_S3_ACCESS_KEY_ID=S3RVER
-    export RCLONE_CONFIG_S3_SECRET_ACCESS_KEY=S3RVER RCLONE_CONFIG_S3_REGION=us-east-1
+    start_s3rver "$tmp" "$s3data" --silent
 fi
 
 # ---- data ----------------------------------------------------------------

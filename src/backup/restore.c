@@ -408,8 +408,11 @@ static int restore_archive(struct rst *s, struct err *e)
     if (s->m.header.compression && !strcmp(s->m.header.compression, "gzip"))
         ck = COMPRESS_GZIP;
     struct tar_reader *tr = tar_reader_new(&cb, s);
-    struct filter *parts[] = {filter_decompress_new(ck), filter_sink_new(feed_tar, tr)};
-    struct filter *chain = tr ? filter_chain(parts, 2) : NULL;
+    /* the read, the archive's hash and the decompressor in this thread;
+     * tar, the files' hashes and the writes in the next */
+    struct filter *parts[] = {filter_decompress_new(ck), filter_thread_new((size_t)256 << 10, 8),
+                              filter_sink_new(feed_tar, tr)};
+    struct filter *chain = tr ? filter_chain(parts, 3) : NULL;
     char *buf = malloc((size_t)1 << 20);
     struct storage_reader *rd = NULL;
     int r;
@@ -451,11 +454,11 @@ static int restore_archive(struct rst *s, struct err *e)
     if (!r)
         r = manifest_rest(s, e);
 out:
+    filter_chain_free(chain); /* first: joins the thread that writes */
     if (s->w)
         storage_write_abort(s->w);
     s->w = NULL;
     storage_read_close(rd);
-    filter_chain_free(chain);
     tar_reader_free(tr);
     free(buf);
     return r;

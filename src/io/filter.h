@@ -66,6 +66,12 @@ struct filter *filter_counter_new(_Atomic uint64_t *counter);
 /* Blocks as needed to keep the rate of rl (shared by all transfers). */
 struct filter *filter_ratelimit_new(struct ratelimit *rl);
 
+/* Passes the bytes on from a thread of its own through a queue of `depth`
+ * copies of up to `block` bytes, so the stages before and after it run at
+ * the same time. An error downstream is returned by a later write or by
+ * finish; finish drains the queue and joins the thread. */
+struct filter *filter_thread_new(size_t block, int depth);
+
 /* The end of a chain: calls fn(ctx, data, len, e) for every block. */
 typedef int (*filter_sink_fn)(void *ctx, const void *data, size_t len, struct err *e);
 struct filter *filter_sink_new(filter_sink_fn fn, void *ctx);

@@ -337,10 +337,84 @@ static void test_base64_and_hex(void **state)
     assert_string_equal(hex, "");
 }
 
+/* ---- filter_thread ----------------------------------------------------- */
+
+struct collect {
+    struct buf out;
+    size_t fail_after; /* 0: never */
+};
+
+static int collect_fn(void *ctx, const void *data, size_t len, struct err *e)
+{
+    struct collect *c = ctx;
+    if (c->fail_after && c->out.len + len > c->fail_after)
+        return err_set(e, ERR_IO, "disk full at byte %zu", c->out.len);
+    return buf_append(&c->out, data, len) ? ERR_NOMEM : 0;
+}
+
+/* Bytes come out whole and in order across the thread, in any pieces. */
+static void test_thread_passes_in_order(void **state)
+{
+    (void)state;
+    size_t n = 10 * 1000 * 1000 + 7;
+    unsigned char *d = malloc(n);
+    for (size_t i = 0; i < n; i++)
+        d[i] = (unsigned char)(i * 131 + i / 977);
+    struct collect c = {.fail_after = 0};
+    buf_init(&c.out, 0);
+    struct filter *parts[] = {filter_thread_new(4096, 3), filter_sink_new(collect_fn, &c)};
+    struct filter *chain = filter_chain(parts, 2);
+    assert_non_null(chain);
+    struct err e;
+    size_t step = 1;
+    for (size_t off = 0; off < n; off += step, step = step * 3 % 100003 + 1)
+        assert_int_equal(filter_write(chain, d + off, off + step > n ? n - off : step, &e), 0);
+    assert_int_equal(filter_finish(chain, &e), 0);
+    assert_int_equal(c.out.len, n);
+    assert_memory_equal(c.out.data, d, n);
+    filter_chain_free(chain);
+    buf_release(&c.out);
+    free(d);
+}
+
+/* An error downstream reaches the writer (a later write, or finish), and a
+ * chain dropped without finish does not hang. */
+static void test_thread_errors_and_abandon(void **state)
+{
+    (void)state;
+    char block[1000];
+    memset(block, 'x', sizeof(block));
+    struct collect c = {.fail_after = 50000};
+    buf_init(&c.out, 0);
+    struct filter *parts[] = {filter_thread_new(1000, 2), filter_sink_new(collect_fn, &c)};
+    struct filter *chain = filter_chain(parts, 2);
+    struct err e;
+    int r = 0;
+    for (int i = 0; i < 1000 && !r; i++)
+        r = filter_write(chain, block, sizeof(block), &e);
+    if (!r)
+        r = filter_finish(chain, &e);
+    assert_int_equal(r, ERR_IO);
+    assert_non_null(strstr(e.msg, "disk full"));
+    filter_chain_free(chain);
+    buf_release(&c.out);
+
+    struct collect c2 = {.fail_after = 0};
+    buf_init(&c2.out, 0);
+    struct filter *p2[] = {filter_thread_new(1000, 2), filter_sink_new(collect_fn, &c2)};
+    chain = filter_chain(p2, 2);
+    for (int i = 0; i < 10; i++)
+        assert_int_equal(filter_write(chain, block, sizeof(block), &e), 0);
+    filter_chain_free(chain); /* no finish */
+    buf_release(&c2.out);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_known_vectors),
+        cmocka_unit_test(test_thread_passes_in_order),
+        cmocka_unit_test(test_thread_errors_and_abandon),
         cmocka_unit_test(test_megabyte_odd_chunks),
         cmocka_unit_test(test_hash_raw_and_small_caps),
         cmocka_unit_test(test_chain_passes_bytes_through),
