@@ -257,7 +257,7 @@ s3rver's CPU time / wall time (100% = one core; s3rver runs its JS on one thread
 so near 100% it is the bottleneck); other% = CPU used by everything else on the
 machine during the run (noise from other work, and kernel writeback); sync s = time
 of a 'sync' right after the run, outside the timing: data the run left unwritten
-(arca fsyncs what it writes, rclone does not); rate = size or files / median wall."""
+(arca makes what it writes durable before it exits, rclone does not); rate = size or files / median wall."""
 
 
 def report(runs_path, meta_path, out_path=None):

@@ -154,54 +154,11 @@ fi
 # A private copy of the installed s3rver, patched like the tests' one
 # (tests/servers/patch-s3rver.js), so this run neither depends on nor
 # disturbs the servers of the test suite.
-srv=$tmp/s3rver
 data=$tmp/s3data
-mkdir -p "$srv" "$data"
-cp -a "$root/tests/servers/node_modules" "$srv/"
-node "$root/tests/servers/patch-s3rver.js" "$srv/node_modules" > "$tmp/patch.log" 2>&1 ||
-    { cat "$tmp/patch.log" >&2; die "patching the copy of s3rver failed"; }
-# CompleteMultipartUpload from rclone (aws-sdk-go) writes the part ETags
-# with XML-escaped quotes (&#34;); s3rver's XML parser leaves numeric
-# entities alone, so the part check of patch-s3rver.js refuses every rclone
-# multipart upload with InvalidPart. Real S3 decodes them: do the same here.
-obj_js=$srv/node_modules/@20minutes/s3rver/lib/controllers/object.js
-etag_fix=no
-if grep -qF "etag: part.ETag.replace(/\"/g, '')," "$obj_js"; then
-    sed -i "s|etag: part.ETag.replace(/\"/g, ''),|etag: String(part.ETag).replace(/\&#34;\|\&quot;\|\"/g, ''), // arca-bench|" "$obj_js"
-    grep -qF '// arca-bench' "$obj_js" || die "could not fix the ETag check in the copy of s3rver"
-    etag_fix=yes
-fi
-printf "'use strict';\nrequire('@20minutes/s3rver/lib/cli').parseAsync(process.argv);\n" > "$srv/launcher.js"
-
-node_flags=()
-if node --openssl-legacy-provider -e 0 > /dev/null 2>&1; then
-    node_flags=(--openssl-legacy-provider)
-fi
 silent=(--silent)
 [ "$reqlog" = 1 ] && silent=()
-node "${node_flags[@]}" "$srv/launcher.js" -d "$data" -a 127.0.0.1 -p 0 "${silent[@]}" \
-    --configure-bucket bench < /dev/null > "$tmp/s3rver.log" 2>&1 &
-s3pid=$!
-port=
-for i in $(seq 300); do
-    port=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9][0-9]*\).*/\1/p' "$tmp/s3rver.log" | head -n1)
-    [ -n "$port" ] && break
-    our_server_alive || { cat "$tmp/s3rver.log" >&2; die "s3rver exited during start"; }
-    sleep 0.1
-done
-[ -n "$port" ] || { cat "$tmp/s3rver.log" >&2; die "s3rver did not announce its port"; }
-endpoint=http://127.0.0.1:$port
-for i in $(seq 100); do
-    curl -sf -o /dev/null --max-time 2 --noproxy '*' "$endpoint/" && break
-    [ "$i" = 100 ] && die "s3rver does not answer at $endpoint"
-    sleep 0.1
-done
-
-export AWS_ACCESS_KEY_ID=S3RVER AWS_SECRET_ACCESS_KEY=S3RVER AWS_ENDPOINT_URL=$endpoint
-export AWS_REGION=us-east-1
-export RCLONE_CONFIG=/dev/null RCLONE_CONFIG_S3_TYPE=s3 RCLONE_CONFIG_S3_PROVIDER=Other
-export RCLONE_CONFIG_S3_ENDPOINT=$endpoint RCLONE_CONFIG_S3_ACCESS_KEY_ID=S3RVER
-export RCLONE_CONFIG_S3_SECRET_ACCESS_KEY=S3RVER RCLONE_CONFIG_S3_REGION=us-east-1
+start_s3rver "$tmp" "$data" "${silent[@]}"
+export RCLONE_CONFIG=/dev/null
 
 # ---- data ----------------------------------------------------------------
 say "generating data in '$tmp'"

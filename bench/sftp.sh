@@ -445,7 +445,7 @@ openssh: sftp and its ssh); sshd% = CPU time of the server's sshd processes
 near 100% it is the limit (one JS thread); other% = CPU used by everything else
 on the machine during the run (noise, kernel writeback); sync s = time of a
 'sync' right after the run, outside the timing: data the run left unwritten
-(arca fsyncs what it writes, rclone and sftp do not); rate = size or files /
+(arca makes what it writes durable before it exits, rclone and sftp do not); rate = size or files /
 median wall. openssh = OpenSSH's sftp client, one 'get' in batch mode: the
 ceiling for one file over one connection.
 Ciphers negotiated (server->client): $ciphers_used."
