@@ -34,9 +34,13 @@ int cli_cmd_backup(struct cli *c)
     err_clear(&e);
     struct backup_opts o;
     backup_opts_init(&o);
-    if (c->mode && !strcmp(c->mode, "mirror"))
-        o.mode = BACKUP_MIRROR;
-    else if (!c->mode || !strcmp(c->mode, "archive"))
+    if (c->mode && !strcmp(c->mode, "mirror")) {
+        /* refused before the destination is touched (no lock, no folder) */
+        err_set(&e, ERR_USAGE,
+                "--mode mirror is not available in this build yet; use --mode "
+                "archive");
+        return cli_fail(c, &e);
+    } else if (!c->mode || !strcmp(c->mode, "archive"))
         o.mode = BACKUP_ARCHIVE;
     else {
         err_set(&e, ERR_USAGE, "--mode '%s' is not a backup mode; use mirror or archive", c->mode);
