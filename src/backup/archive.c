@@ -344,7 +344,7 @@ static int arch_setup(struct arch *a, struct err *e)
         return r;
     a->chain_hash = filter_hash_new(HASH_SHA256);
     struct filter *parts[] = {
-        filter_compress_new(ck, a->o->level, a->o->threads),
+        filter_compress_new(ck, a->o->level, a->o->threads ? a->o->threads : COMPRESS_THREADS_AUTO),
         a->chain_hash,
         filter_counter_new(&a->stored_bytes),
         filter_sink_new(sink_storage, a->w_archive),

@@ -27,7 +27,7 @@ struct backup_opts {
     enum backup_mode mode;
     enum compress_kind compression;     /* archive: COMPRESS_ZSTD (default) or _GZIP */
     int level;                          /* 0: the compressor's default */
-    int threads;                        /* zstd workers; 0: compress in the calling thread */
+    int threads;                        /* zstd workers; 0: one per online CPU */
     int transfers;                      /* files in flight (mirror); <= 0: 4 */
     struct ratelimit *ratelimit;        /* may be NULL; not owned */
     const struct event_emitter *events; /* may be NULL */

@@ -16,6 +16,7 @@
 struct manifest_src {
     struct storage_reader *rd;
     struct decompress_reader *dz;
+    char key[128]; /* the manifest's, for messages */
 };
 
 static int read_raw(void *ctx, void *buf, size_t cap, size_t *got, struct err *e)
@@ -27,9 +28,9 @@ static int read_raw(void *ctx, void *buf, size_t cap, size_t *got, struct err *e
 static int read_src(void *ctx, void *buf, size_t cap, size_t *got, struct err *e)
 {
     struct manifest_src *s = ctx;
-    if (s->dz)
-        return decompress_read(s->dz, buf, cap, got, e);
-    return storage_read(s->rd, buf, cap, got, e);
+    int r =
+        s->dz ? decompress_read(s->dz, buf, cap, got, e) : storage_read(s->rd, buf, cap, got, e);
+    return r ? err_wrap(e, "reading manifest '%s'", s->key) : 0;
 }
 
 void catalog_manifest_close(struct catalog_manifest *m)
@@ -53,6 +54,7 @@ int catalog_manifest_open(struct storage *dst, const struct run_info *ri,
     m->src = calloc(1, sizeof(*m->src));
     if (!m->src)
         return err_set(e, ERR_NOMEM, "out of memory reading '%s'", ri->manifest_key);
+    snprintf(m->src->key, sizeof(m->src->key), "%s", ri->manifest_key);
     int r = storage_read_open(dst, ri->manifest_key, 0, -1, &m->src->rd, NULL, e);
     if (r)
         goto fail;

@@ -405,8 +405,11 @@ static int restore_archive(struct rst *s, struct err *e)
 {
     static const struct tar_reader_cb cb = {on_entry, on_data, on_entry_end};
     enum compress_kind ck = COMPRESS_ZSTD;
-    if (s->m.header.compression && !strcmp(s->m.header.compression, "gzip"))
-        ck = COMPRESS_GZIP;
+    if (s->m.header.compression && compress_parse(s->m.header.compression, &ck, e) != 0)
+        return err_set(e, ERR_CORRUPT,
+                       "the manifest of run %s names compression '%s', which this arca cannot "
+                       "read; use a newer arca",
+                       s->m.header.run, s->m.header.compression);
     struct tar_reader *tr = tar_reader_new(&cb, s);
     /* the read, the archive's hash and the decompressor in this thread;
      * tar, the files' hashes and the writes in the next */

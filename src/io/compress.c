@@ -1,15 +1,27 @@
 /*
  * compress.c - zstd and gzip streams behind one step function, used by the
  * push filters and the pull reader.
+ *
+ * codec_step() runs a codec over whatever input it is given into a bounded
+ * output buffer and reports how much it consumed and produced; the filters
+ * and the reader only loop around it. Loops stop on "all input consumed and
+ * the output buffer not full", so nothing a codec has made waits in its
+ * internal buffers for the next write.
  */
 #include "io/compress.h"
 
+#include "core/log.h"
+
+#include <ctype.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <zlib.h>
 #include <zstd.h>
+#include <zstd_errors.h>
 
 #define COMPRESS_OUT ((size_t)128 << 10)
 
@@ -36,7 +48,22 @@ int compress_parse(const char *s, enum compress_kind *out, struct err *e)
     return 0;
 }
 
-/* ---- one codec, either direction ---------------------------------------- */
+int compress_level_check(enum compress_kind k, int level, struct err *e)
+{
+    if (k == COMPRESS_ZSTD && (level < ZSTD_minCLevel() || level > ZSTD_maxCLevel()))
+        return err_set(e, ERR_USAGE,
+                       "compression level %d is out of range for zstd; use 1 to %d (0: the "
+                       "default 3)",
+                       level, ZSTD_maxCLevel());
+    if (k == COMPRESS_GZIP && (level < 0 || level > 9))
+        return err_set(e, ERR_USAGE,
+                       "compression level %d is out of range for gzip; use 1 to 9 (0: the "
+                       "default 6)",
+                       level);
+    return 0;
+}
+
+/* ---- one codec, either direction ----------------------------------------- */
 
 struct codec {
     enum compress_kind kind;
@@ -45,7 +72,11 @@ struct codec {
     ZSTD_DCtx *zd;
     z_stream z;
     bool z_ready;
-    bool in_frame; /* decompress: a frame/member started and is not complete */
+    /* decompress */
+    bool started;     /* some input was consumed */
+    bool in_frame;    /* a frame/member started and is not complete */
+    unsigned members; /* gzip members completed */
+    bool zero_pad;    /* gzip: in the zero bytes after the last member */
 };
 
 static void codec_free(struct codec *c)
@@ -58,6 +89,16 @@ static void codec_free(struct codec *c)
         else
             deflateEnd(&c->z);
     }
+    memset(c, 0, sizeof(*c));
+}
+
+static int zstd_workers(int threads)
+{
+    if (threads >= 0)
+        return threads;
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    int most = ZSTD_cParam_getBounds(ZSTD_c_nbWorkers).upperBound;
+    return n < 1 ? 1 : n > most ? most : (int)n;
 }
 
 static bool codec_init(struct codec *c, enum compress_kind k, bool decompress, int level,
@@ -66,15 +107,21 @@ static bool codec_init(struct codec *c, enum compress_kind k, bool decompress, i
     memset(c, 0, sizeof(*c));
     c->kind = k;
     c->decompress = decompress;
+    if (compress_level_check(k, level, NULL) != 0)
+        return false;
     if (k == COMPRESS_ZSTD && decompress)
         return (c->zd = ZSTD_createDCtx()) != NULL;
     if (k == COMPRESS_ZSTD) {
         if (!(c->zc = ZSTD_createCCtx()))
             return false;
-        ZSTD_CCtx_setParameter(c->zc, ZSTD_c_compressionLevel, level ? level : 3);
-        ZSTD_CCtx_setParameter(c->zc, ZSTD_c_checksumFlag, 1);
-        if (threads > 0)
-            ZSTD_CCtx_setParameter(c->zc, ZSTD_c_nbWorkers, threads);
+        if (ZSTD_isError(
+                ZSTD_CCtx_setParameter(c->zc, ZSTD_c_compressionLevel, level ? level : 3)) ||
+            ZSTD_isError(ZSTD_CCtx_setParameter(c->zc, ZSTD_c_checksumFlag, 1)))
+            return false;
+        int workers = zstd_workers(threads);
+        if (workers > 0 && ZSTD_isError(ZSTD_CCtx_setParameter(c->zc, ZSTD_c_nbWorkers, workers)))
+            log_warn("this libzstd cannot use %d worker threads; compressing in one thread",
+                     workers);
         return true;
     }
     if (k == COMPRESS_GZIP) {
@@ -84,80 +131,167 @@ static bool codec_init(struct codec *c, enum compress_kind k, bool decompress, i
         c->z_ready = r == Z_OK;
         return c->z_ready;
     }
-    return false;
+    return k == COMPRESS_NONE;
 }
 
 static int corrupt(struct err *e, const struct codec *c, const char *why)
 {
-    return err_set(e, ERR_CORRUPT, "corrupt %s data: %s", compress_name(c->kind), why);
+    char low[200];
+    snprintf(low, sizeof(low), "%s", why);
+    low[0] = (char)tolower((unsigned char)low[0]); /* zstd's reasons are capitalised */
+    return err_set(e, ERR_CORRUPT, "corrupt %s data: %s", compress_name(c->kind), low);
 }
 
-/*
- * Run the codec over in[0..in_len): *used input bytes consumed, *made
- * output bytes written to out. `end`: no more input follows (compressors
- * finish the stream). Returns 1 when everything is flushed (end reached),
- * 0 to be called again, or an error.
- */
-static int codec_step(struct codec *c, const void *in, size_t in_len, size_t *used, void *out,
-                      size_t cap, size_t *made, bool end, struct err *e)
+static int zstd_decompress_error(struct err *e, const struct codec *c, size_t r)
 {
-    *used = *made = 0;
-    if (c->kind == COMPRESS_ZSTD) {
-        ZSTD_inBuffer ib = {in, in_len, 0};
-        ZSTD_outBuffer ob = {out, cap, 0};
-        size_t r;
-        if (c->decompress) {
-            r = ZSTD_decompressStream(c->zd, &ob, &ib);
-            if (ZSTD_isError(r))
-                return corrupt(e, c, ZSTD_getErrorName(r));
-            if (ib.pos > 0 || ob.pos > 0)
-                c->in_frame = r != 0;
-        } else {
-            r = ZSTD_compressStream2(c->zc, &ob, &ib, end ? ZSTD_e_end : ZSTD_e_continue);
-            if (ZSTD_isError(r))
-                return err_set(e, ERR_INTERNAL, "zstd compression failed: %s",
-                               ZSTD_getErrorName(r));
-        }
-        *used = ib.pos;
-        *made = ob.pos;
-        if (c->decompress)
-            return end && ib.pos == in_len && ob.pos < cap ? 1 : 0;
-        return end && r == 0 ? 1 : 0;
+    if (ZSTD_getErrorCode(r) == ZSTD_error_frameParameter_windowTooLarge)
+        return err_set(e, ERR_CORRUPT,
+                       "zstd data needs a window over 128 MiB (zstd --long=28 or more); "
+                       "recompress it without --long");
+    if (ZSTD_getErrorCode(r) == ZSTD_error_memory_allocation)
+        return err_set(e, ERR_NOMEM, "out of memory decompressing zstd data");
+    return corrupt(e, c, ZSTD_getErrorName(r));
+}
+
+/* At the end of a decompressed stream: 0, or why it is not complete. */
+static int codec_end_check(const struct codec *c, struct err *e)
+{
+    if (!c->decompress)
+        return 0;
+    if (!c->started)
+        return err_set(e, ERR_CORRUPT, "truncated %s data: the stream is empty",
+                       compress_name(c->kind));
+    if (c->in_frame)
+        return err_set(e, ERR_CORRUPT, "truncated %s data: the stream ends inside a %s",
+                       compress_name(c->kind), c->kind == COMPRESS_GZIP ? "member" : "frame");
+    return 0;
+}
+
+static int zstd_step(struct codec *c, const void *in, size_t in_len, size_t *used, void *out,
+                     size_t cap, size_t *made, bool end, struct err *e)
+{
+    ZSTD_inBuffer ib = {in, in_len, 0};
+    ZSTD_outBuffer ob = {out, cap, 0};
+    size_t r;
+    if (c->decompress) {
+        r = ZSTD_decompressStream(c->zd, &ob, &ib);
+        if (ZSTD_isError(r))
+            return zstd_decompress_error(e, c, r);
+        if (ib.pos > 0)
+            c->started = true;
+        if (ib.pos > 0 || ob.pos > 0)
+            c->in_frame = r != 0; /* 0: a frame is complete and flushed */
+    } else {
+        r = ZSTD_compressStream2(c->zc, &ob, &ib, end ? ZSTD_e_end : ZSTD_e_continue);
+        if (ZSTD_isError(r))
+            return err_set(
+                e, ZSTD_getErrorCode(r) == ZSTD_error_memory_allocation ? ERR_NOMEM : ERR_INTERNAL,
+                "zstd compression failed: %s", ZSTD_getErrorName(r));
+    }
+    *used = ib.pos;
+    *made = ob.pos;
+    if (c->decompress)
+        return end && ib.pos == in_len && ob.pos < cap ? 1 : 0;
+    return end && r == 0 ? 1 : 0;
+}
+
+/* Zero bytes after the last gzip member, which gzip -d ignores (tape
+ * padding); anything else there is refused. */
+static int gzip_zero_pad(struct codec *c, const unsigned char *in, size_t in_len, size_t *used,
+                         bool end, struct err *e)
+{
+    size_t i = 0;
+    while (i < in_len && in[i] == 0)
+        i++;
+    *used = i;
+    if (i > 0)
+        c->zero_pad = true;
+    if (i < in_len)
+        return err_set(e, ERR_CORRUPT,
+                       "corrupt gzip data: bytes other than zeros after the zero padding that "
+                       "follows member %u",
+                       c->members);
+    return end ? 1 : 0;
+}
+
+static int gzip_step(struct codec *c, const void *in, size_t in_len, size_t *used, void *out,
+                     size_t cap, size_t *made, bool end, struct err *e)
+{
+    int zr;
+    if (c->decompress && !c->in_frame) {
+        if (in_len == 0)
+            return end ? 1 : 0;
+        if (c->zero_pad || (c->members > 0 && *(const unsigned char *)in == 0))
+            return gzip_zero_pad(c, in, in_len, used, end, e);
     }
     c->z.next_in = (Bytef *)(uintptr_t)in;
     c->z.avail_in = (uInt)(in_len > UINT32_MAX ? UINT32_MAX : in_len);
     c->z.next_out = out;
     c->z.avail_out = (uInt)(cap > UINT32_MAX ? UINT32_MAX : cap);
-    int zr;
-    if (c->decompress) {
-        if (in_len == 0 && !c->in_frame)
-            return end ? 1 : 0;
-        zr = inflate(&c->z, Z_NO_FLUSH);
+    if (!c->decompress) {
+        zr = deflate(&c->z, end ? Z_FINISH : Z_NO_FLUSH);
         *used = in_len - c->z.avail_in;
         *made = cap - c->z.avail_out;
-        if (zr == Z_STREAM_END) {
-            c->in_frame = false;
-            inflateReset(&c->z); /* another member may follow, as gzip -d allows */
-            return 0;
-        }
-        if (zr == Z_BUF_ERROR && *used == 0 && *made == 0)
-            return end ? 1 : 0; /* needs more input (at the end: truncated, caller checks) */
-        if (zr != Z_OK)
-            return corrupt(e, c, c->z.msg ? c->z.msg : "inflate failed");
-        c->in_frame = true;
+        if (zr == Z_STREAM_END)
+            return 1;
+        if (zr != Z_OK && zr != Z_BUF_ERROR)
+            return err_set(e, ERR_INTERNAL, "gzip compression failed (zlib error %d)", zr);
         return 0;
     }
-    zr = deflate(&c->z, end ? Z_FINISH : Z_NO_FLUSH);
+    zr = inflate(&c->z, Z_NO_FLUSH);
     *used = in_len - c->z.avail_in;
     *made = cap - c->z.avail_out;
-    if (zr == Z_STREAM_END)
-        return 1;
-    if (zr != Z_OK && zr != Z_BUF_ERROR)
-        return err_set(e, ERR_INTERNAL, "gzip compression failed (%d)", zr);
-    return 0;
+    if (*used > 0)
+        c->started = true;
+    switch (zr) {
+    case Z_OK:
+        c->in_frame = true;
+        return 0;
+    case Z_STREAM_END:
+        c->in_frame = false;
+        c->members++;
+        inflateReset(&c->z); /* another member may follow, as gzip -d allows */
+        return 0;
+    case Z_BUF_ERROR: /* no progress: needs more input (at the end: truncated) */
+        return end ? 1 : 0;
+    case Z_MEM_ERROR:
+        return err_set(e, ERR_NOMEM, "out of memory decompressing gzip data");
+    case Z_NEED_DICT:
+        return corrupt(e, c, "a member needs a preset dictionary");
+    default:
+        return corrupt(e, c, c->z.msg ? c->z.msg : "inflate failed");
+    }
 }
 
-/* ---- push filters ---------------------------------------------------------- */
+/*
+ * Run the codec over in[0..in_len): *used input bytes consumed, *made
+ * output bytes written to out[0..cap). `end`: no more input follows
+ * (compressors finish the stream). Returns 1 when the stream is complete
+ * and everything is out (only with `end`), 0 to be called again, or an
+ * error.
+ */
+static int codec_step(struct codec *c, const void *in, size_t in_len, size_t *used, void *out,
+                      size_t cap, size_t *made, bool end, struct err *e)
+{
+    *used = *made = 0;
+    if (c->kind == COMPRESS_ZSTD)
+        return zstd_step(c, in, in_len, used, out, cap, made, end, e);
+    return gzip_step(c, in, in_len, used, out, cap, made, end, e);
+}
+
+/* Two calls in a row that neither consume nor produce would loop forever;
+ * the codecs promise progress, so this is a bug, reported rather than
+ * hung on. */
+static int stalled(const struct codec *c, int *stalls, size_t used, size_t made, struct err *e)
+{
+    *stalls = used || made ? 0 : *stalls + 1;
+    if (*stalls < 3)
+        return 0;
+    return err_set(e, ERR_INTERNAL, "%s %s makes no progress", compress_name(c->kind),
+                   c->decompress ? "decompression" : "compression");
+}
+
+/* ---- push filters --------------------------------------------------------- */
 
 struct codec_filter {
     struct codec c;
@@ -167,23 +301,30 @@ struct codec_filter {
 static int cf_write(struct filter *f, const void *data, size_t len, struct err *e)
 {
     struct codec_filter *s = f->state;
+    if (s->c.kind == COMPRESS_NONE)
+        return filter_pass(f, data, len, e);
     const unsigned char *p = data;
-    while (len > 0) {
-        size_t used, made;
+    size_t made;
+    int stalls = 0;
+    do {
+        size_t used;
         int r = codec_step(&s->c, p, len, &used, s->out, COMPRESS_OUT, &made, false, e);
-        if (r < 0)
+        if (r < 0 || (r = stalled(&s->c, &stalls, used, made, e)) != 0)
             return r;
         if (made && (r = filter_pass(f, s->out, made, e)) != 0)
             return r;
         p += used;
         len -= used;
-    }
+    } while (len > 0 || made == COMPRESS_OUT);
     return 0;
 }
 
 static int cf_finish(struct filter *f, struct err *e)
 {
     struct codec_filter *s = f->state;
+    if (s->c.kind == COMPRESS_NONE)
+        return 0;
+    int stalls = 0;
     for (;;) {
         size_t used, made;
         int done = codec_step(&s->c, NULL, 0, &used, s->out, COMPRESS_OUT, &made, true, e);
@@ -192,12 +333,12 @@ static int cf_finish(struct filter *f, struct err *e)
         int r = made ? filter_pass(f, s->out, made, e) : 0;
         if (r)
             return r;
-        if (done == 1 && made < COMPRESS_OUT)
+        if (done == 1)
             break;
+        if ((r = stalled(&s->c, &stalls, used, made, e)) != 0)
+            return r;
     }
-    if (s->c.decompress && s->c.in_frame)
-        return err_set(e, ERR_CORRUPT, "truncated %s data", compress_name(s->c.kind));
-    return 0;
+    return codec_end_check(&s->c, e);
 }
 
 static void cf_free(struct filter *f)
@@ -210,7 +351,8 @@ static void cf_free(struct filter *f)
     free(s);
 }
 
-static const struct filter_ops codec_ops = {"codec", cf_write, cf_finish, cf_free};
+static const struct filter_ops compress_ops = {"compress", cf_write, cf_finish, cf_free};
+static const struct filter_ops decompress_ops = {"decompress", cf_write, cf_finish, cf_free};
 
 static struct filter *codec_filter_new(enum compress_kind k, bool decompress, int level,
                                        int threads)
@@ -227,7 +369,7 @@ static struct filter *codec_filter_new(enum compress_kind k, bool decompress, in
         free(f);
         return NULL;
     }
-    f->ops = &codec_ops;
+    f->ops = decompress ? &decompress_ops : &compress_ops;
     f->state = s;
     return f;
 }
@@ -242,7 +384,7 @@ struct filter *filter_decompress_new(enum compress_kind k)
     return codec_filter_new(k, true, 0, 0);
 }
 
-/* ---- pull reader ------------------------------------------------------------- */
+/* ---- pull reader ------------------------------------------------------------ */
 
 struct decompress_reader {
     struct codec c;
@@ -251,6 +393,7 @@ struct decompress_reader {
     unsigned char *in;
     size_t in_len, in_pos;
     bool eof, done;
+    struct err failed; /* code 0, or the error every later call returns */
 };
 
 struct decompress_reader *decompress_reader_new(enum compress_kind k, compress_read_fn fn,
@@ -270,10 +413,11 @@ struct decompress_reader *decompress_reader_new(enum compress_kind k, compress_r
     return r;
 }
 
-int decompress_read(struct decompress_reader *r, void *buf, size_t cap, size_t *got, struct err *e)
+static int reader_step(struct decompress_reader *r, void *buf, size_t cap, size_t *got,
+                       struct err *e)
 {
-    *got = 0;
-    while (!r->done && cap > 0) {
+    int stalls = 0;
+    while (!r->done) {
         if (r->in_pos == r->in_len && !r->eof) {
             size_t n = 0;
             int rc = r->fn(r->ctx, r->in, COMPRESS_OUT, &n, e);
@@ -293,13 +437,33 @@ int decompress_read(struct decompress_reader *r, void *buf, size_t cap, size_t *
             *got = made;
             return 0;
         }
-        if (r->eof && r->in_pos == r->in_len && (rc == 1 || used == 0)) {
+        if (rc == 1) {
             r->done = true;
-            if (r->c.in_frame)
-                return err_set(e, ERR_CORRUPT, "truncated %s data", compress_name(r->c.kind));
+            return codec_end_check(&r->c, e);
         }
+        if (r->in_pos < r->in_len && (rc = stalled(&r->c, &stalls, used, made, e)) != 0)
+            return rc;
     }
     return 0;
+}
+
+int decompress_read(struct decompress_reader *r, void *buf, size_t cap, size_t *got, struct err *e)
+{
+    *got = 0;
+    if (r->failed.code) {
+        if (e)
+            *e = r->failed;
+        return r->failed.code;
+    }
+    if (cap == 0)
+        return err_set(e, ERR_INTERNAL, "decompress_read called with no room");
+    int rc = r->c.kind == COMPRESS_NONE ? r->fn(r->ctx, buf, cap, got, e)
+                                        : reader_step(r, buf, cap, got, e);
+    if (rc) {
+        r->failed.code = rc;
+        snprintf(r->failed.msg, sizeof(r->failed.msg), "%s", e ? e->msg : "");
+    }
+    return rc;
 }
 
 void decompress_reader_free(struct decompress_reader *r)
