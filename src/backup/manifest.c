@@ -321,6 +321,8 @@ int manifest_write_entry(struct manifest_writer *w, const struct manifest_entry 
     put(&b, "size", json_integer(ent->type == MANIFEST_SYMLINK ? 0 : (json_int_t)ent->size));
     if (ent->mtime_ns != INT64_MIN)
         put(&b, "mtime_ns", json_integer(ent->mtime_ns));
+    if (ent->has_listed_mtime)
+        put(&b, "listed_mtime_ns", json_integer(ent->listed_mtime_ns));
     if (ent->mode & 07777)
         put(&b, "mode", json_integer(ent->mode & 07777));
     /* a symlink always has a target unless its entry records why not */
@@ -670,6 +672,7 @@ static int read_entry(struct manifest_reader *r, json_t *o, enum manifest_type t
         goto fail;
     }
     json_t *size = json_object_get(o, "size"), *mt = json_object_get(o, "mtime_ns");
+    json_t *lmt = json_object_get(o, "listed_mtime_ns");
     json_t *mode = json_object_get(o, "mode"), *off = json_object_get(o, "offset");
     json_t *err = json_object_get(o, "error");
     const char *sha = NULL, *stored = NULL, *cls = NULL, *msg = NULL;
@@ -677,6 +680,8 @@ static int read_entry(struct manifest_reader *r, json_t *o, enum manifest_type t
         rc = bad(r, e, "'size' is %s", size ? "not a non-negative integer" : "missing");
     else if (!int_in(mt, false, INT64_MIN + 1, INT64_MAX))
         rc = bad(r, e, "'mtime_ns' is not an integer");
+    else if (!int_in(lmt, false, INT64_MIN + 1, INT64_MAX))
+        rc = bad(r, e, "'listed_mtime_ns' is not an integer");
     else if (!int_in(mode, false, 0, 07777))
         rc = bad(r, e, "'mode' is not permission bits (an integer from 0 to 4095)");
     else if (!int_in(off, false, 0, INT64_MAX))
@@ -700,6 +705,10 @@ static int read_entry(struct manifest_reader *r, json_t *o, enum manifest_type t
     ent->size = (uint64_t)json_integer_value(size);
     if (mt)
         ent->mtime_ns = json_integer_value(mt);
+    if (lmt) {
+        ent->has_listed_mtime = true;
+        ent->listed_mtime_ns = json_integer_value(lmt);
+    }
     if (mode)
         ent->mode = (uint32_t)json_integer_value(mode);
     if (off)

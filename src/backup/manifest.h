@@ -85,8 +85,12 @@ struct manifest_entry {
     enum manifest_type type;
     uint64_t size;
     int64_t mtime_ns; /* INT64_MIN (STORAGE_MTIME_UNKNOWN): absent */
-    uint32_t mode;    /* 0: absent */
-    char *target;     /* symlinks (target_b64 when not UTF-8) */
+    /* mirror: the mtime the source's listing gave when it is not mtime_ns
+     * (S3: LastModified), to tell an unchanged file next run */
+    bool has_listed_mtime;
+    int64_t listed_mtime_ns;
+    uint32_t mode; /* 0: absent */
+    char *target;  /* symlinks (target_b64 when not UTF-8) */
     size_t target_len;
     char sha256[65];     /* "": absent */
     bool stored_current; /* mirror: "stored": "current" */

@@ -7,59 +7,41 @@
  * count matched the listed size; every other path aborts it, so a failed
  * or interrupted transfer never leaves a partial object under its key.
  */
+#include "engine/copy_file.h"
 #include "engine/transfer_internal.h"
 #include "io/filter.h"
 #include "core/log.h"
-#include "storage/multiread.h"
 
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* Give up an item when the run stopped (whole-run error elsewhere). */
-static int check_stop(struct transfer_run *run, struct err *e)
+/* The copy options of a worker (its buffer, the run's counters). */
+static struct copy_file_opts worker_copy_opts(struct transfer_worker *w, bool count)
 {
-    if (atomic_load(&run->stop))
-        return err_set(e, ERR_CANCELLED, "stopped: the run failed");
-    return 0;
+    struct transfer_run *run = w->run;
+    struct copy_file_opts o = {
+        .buf = w->buf,
+        .block_size = run->o.block_size,
+        .read_streams = run->o.read_streams,
+        .read_stream_cutoff = run->o.read_stream_cutoff,
+        .ratelimit = run->o.ratelimit,
+        .stop = &run->stop,
+        .hash = run->o.report_sha256,
+    };
+    if (count) {
+        o.count[0] = &run->bytes_done;
+        o.count[1] = &w->bytes;
+    }
+    return o;
 }
 
-static int size_changed(struct err *e, const char *key, uint64_t listed, uint64_t got, bool more)
-{
-    return err_set(e, ERR_IO,
-                   "'%s' changed size while being read (listed %" PRIu64 ", read %s%" PRIu64
-                   "); will be copied next run",
-                   key, listed, more ? "at least " : "", got);
-}
-
-/*
- * Read rd to its end through chain (which hashes, counts, writes, ...),
- * checking that the bytes read are exactly the listed size, then finish the
- * chain.
- */
+/* Read rd to its end through chain (copy_pump with the worker's buffer). */
 static int pump(struct transfer_worker *w, struct storage_reader *rd, const char *key,
                 uint64_t size, struct filter *chain, struct err *e)
 {
-    struct transfer_run *run = w->run;
-    uint64_t total = 0;
-    int r;
-    for (;;) {
-        size_t got = 0;
-        if ((r = check_stop(run, e)) != 0)
-            return r;
-        if ((r = storage_read(rd, w->buf, run->o.block_size, &got, e)) != 0)
-            return r;
-        if (got == 0)
-            break;
-        total += got;
-        if (total > size)
-            return size_changed(e, key, size, total, true);
-        if ((r = filter_write(chain, w->buf, got, e)) != 0)
-            return r;
-    }
-    if (total != size)
-        return size_changed(e, key, size, total, false);
-    return filter_finish(chain, e);
+    struct copy_file_opts o = worker_copy_opts(w, false);
+    return copy_pump(rd, key, size, chain, &o, e);
 }
 
 /*
@@ -206,101 +188,13 @@ static int decide_unchanged(struct transfer_worker *w, const struct storage_entr
     return content_equal(w, s, d, same, sha256, e);
 }
 
-static int sink_storage_write(void *ctx, const void *data, size_t len, struct err *e)
-{
-    return storage_write(ctx, data, len, e);
-}
-
-/* The source file's bytes, readable again by the destination writer. */
-struct reread_ctx {
-    struct storage *src;
-    const char *key;
-};
-
-static int reread_open(void *ctx, uint64_t offset, uint64_t length, struct storage_reader **out,
-                       struct err *e)
-{
-    struct reread_ctx *rc = ctx;
-    return storage_read_open(rc->src, rc->key, offset, (int64_t)length, out, NULL, e);
-}
-
-/* Copy s to the destination through the filter chain; sha256 receives the
- * digest of what was written. */
+/* Copy s to the destination; sha256 receives the digest of what was
+ * written when the run reports it. */
 static int stream_copy(struct transfer_worker *w, const struct storage_entry *s, char sha256[65],
                        struct err *e)
 {
-    struct transfer_run *run = w->run;
-    struct storage_reader *rd = NULL;
-    struct storage_writer *wr = NULL;
-    struct filter *chain = NULL;
-    struct storage_entry rent;
-    int r;
-    memset(&rent, 0, sizeof(rent));
-    rent.mtime_ns = STORAGE_MTIME_UNKNOWN;
-
-    /* Open the reader first: it may tell the mtime the listing lacks. A
-     * large file from a source that gains from it is read as several
-     * ranges at once. */
-    if ((storage_features(run->src) & STORAGE_FEATURE_PARALLEL_READ) && run->o.read_streams > 1 &&
-        s->size >= run->o.read_stream_cutoff) {
-        log_debug("reading '%s' as %d ranges at once", s->key, run->o.read_streams);
-        r = storage_multiread_open(run->src, s->key, s->size, (unsigned)run->o.read_streams,
-                                   TRANSFER_STREAM_CHUNK, &rd, &rent, e);
-    } else
-        r = storage_read_open(run->src, s->key, 0, -1, &rd, &rent, e);
-    if (r)
-        goto out;
-    struct storage_write_opts wo = {
-        .size_hint = (int64_t)s->size,
-        .mtime_ns = STORAGE_MTIME_UNKNOWN,
-        .mode = s->mode ? s->mode : rent.mode,
-    };
-    /* A listing without true mtimes (S3 LastModified is the upload time)
-     * loses to what the reader learned from metadata. */
-    bool list_true = storage_features(run->src) & STORAGE_FEATURE_LIST_MTIME;
-    if (list_true && s->mtime_ns != STORAGE_MTIME_UNKNOWN)
-        wo.mtime_ns = s->mtime_ns;
-    else if (rent.mtime_ns != STORAGE_MTIME_UNKNOWN)
-        wo.mtime_ns = rent.mtime_ns;
-    else
-        wo.mtime_ns = s->mtime_ns;
-    /* a local source can be read again: the writer need not hold parts */
-    struct reread_ctx rc = {run->src, s->key};
-    struct storage_range_source reread = {reread_open, &rc};
-    unsigned need = STORAGE_FEATURE_CHEAP_REREAD | STORAGE_FEATURE_RANGE_READ;
-    if ((storage_features(run->src) & need) == need)
-        wo.reread = &reread;
-
-    r = storage_write_open(run->dst, s->key, &wo, &wr, e);
-    if (r)
-        goto out;
-    struct filter *parts[5];
-    size_t np = 0;
-    if (run->o.report_sha256)
-        parts[np++] = filter_hash_new(HASH_SHA256);
-    parts[np++] = filter_counter_new(&run->bytes_done);
-    parts[np++] = filter_counter_new(&w->bytes);
-    if (run->o.ratelimit)
-        parts[np++] = filter_ratelimit_new(run->o.ratelimit);
-    parts[np++] = filter_sink_new(sink_storage_write, wr);
-    chain = filter_chain(parts, np);
-    if (!chain) {
-        r = err_set(e, ERR_NOMEM, "out of memory copying '%s'", s->key);
-        goto out;
-    }
-    if ((r = pump(w, rd, s->key, s->size, chain, e)) != 0)
-        goto out;
-    if (run->o.report_sha256)
-        filter_hash_hex(chain, sha256, 65);
-    r = storage_write_commit(wr, e); /* frees wr either way */
-    wr = NULL;
-out:
-    if (wr)
-        storage_write_abort(wr);
-    storage_read_close(rd);
-    filter_chain_free(chain);
-    storage_entry_clear(&rent);
-    return r;
+    struct copy_file_opts o = worker_copy_opts(w, true);
+    return copy_file(w->run->src, s, w->run->dst, s->key, &o, sha256, NULL, e);
 }
 
 static void do_transfer(struct transfer_worker *w, struct work_item *it)

@@ -32,8 +32,6 @@ struct work_item {
 /* Files above this size are not read just to learn their MD5 when the other
  * side's listing has one (rule 5 in transfer.h). */
 #define TRANSFER_MD5_READ_MAX ((uint64_t)64 << 20)
-/* Range size of a file read as several streams (read_streams buffers of it). */
-#define TRANSFER_STREAM_CHUNK ((size_t)4 << 20)
 /* mtimes closer than this are equal. */
 #define TRANSFER_MTIME_TOLERANCE_NS 1000000
 
