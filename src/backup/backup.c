@@ -74,12 +74,13 @@ int backup_run(struct storage *src, struct storage *dst, const struct backup_opt
         log_info("backup run %s of '%s' to '%s' (%s)", res->run,
                  o->source_desc ? o->source_desc : storage_display(src), storage_display(dst),
                  o->mode == BACKUP_ARCHIVE ? "archive" : "mirror");
-        if (o->mode == BACKUP_ARCHIVE)
+        if (o->mode == BACKUP_ARCHIVE) {
             r = backup_archive(src, dst, o, res->run, res, e);
-        else
-            r = err_set(e, ERR_USAGE,
-                        "mirror mode is not available in this build yet; use "
-                        "--mode archive");
+            res->files_transferred = res->files;
+            res->bytes_transferred = res->bytes;
+        } else {
+            r = backup_mirror(src, dst, o, res->run, res, e);
+        }
         backup_lock_release(lock);
     }
     if (r)
@@ -89,8 +90,10 @@ int backup_run(struct storage *src, struct storage *dst, const struct backup_opt
         .source = o->source_desc ? o->source_desc : storage_display(src),
         .destination = storage_display(dst),
         .status = res->status,
-        .files_transferred = res->files,
-        .bytes_transferred = res->bytes,
+        .files_transferred = res->files_transferred,
+        .bytes_transferred = res->bytes_transferred,
+        .files_unchanged = res->files_unchanged,
+        .files_deleted = res->files_deleted,
         .files_failed = res->errors,
         .elapsed = res->elapsed,
         .error_code = r,

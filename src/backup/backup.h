@@ -45,6 +45,9 @@ struct backup_result {
     char run[RUNID_LEN + 1];
     uint64_t files, bytes, errors;
     uint64_t stored_bytes; /* archive: bytes of the stored archive */
+    /* mirror: files uploaded (new or changed) and their bytes, files not
+     * read because they are unchanged, paths deleted from current/ */
+    uint64_t files_transferred, bytes_transferred, files_unchanged, files_deleted;
     double elapsed;
 };
 
@@ -54,5 +57,7 @@ int backup_run(struct storage *src, struct storage *dst, const struct backup_opt
 /* Internal to the engines. */
 int backup_archive(struct storage *src, struct storage *dst, const struct backup_opts *o,
                    const char *run, struct backup_result *res, struct err *e);
+int backup_mirror(struct storage *src, struct storage *dst, const struct backup_opts *o,
+                  const char *run, struct backup_result *res, struct err *e);
 
 #endif

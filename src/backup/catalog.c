@@ -232,3 +232,58 @@ int catalog_find(struct storage *dst, const char *run, struct run_info *out, str
     free(v);
     return run_info_load(dst, out, e);
 }
+
+#define MARKER_SUFFIX ".started"
+
+void catalog_marker_key(char *out, size_t cap, const char *run)
+{
+    snprintf(out, cap, "runs/%s" MARKER_SUFFIX, run);
+}
+
+int catalog_interrupted(struct storage *dst, catalog_runid **ids, size_t *n, struct err *e)
+{
+    catalog_runid *v = NULL, last_manifest = "";
+    size_t len = 0, cap = 0;
+    struct storage_list *ls;
+    struct storage_entry ent;
+    *ids = NULL;
+    *n = 0;
+    int r = storage_list_open(dst, "runs/", &ls, e);
+    if (r)
+        return r;
+    /* "runs/<id>.manifest..." sorts before "runs/<id>.started" */
+    while ((r = storage_list_next(ls, &ent, e)) == 1) {
+        char run[RUNID_LEN + 1];
+        bool zst;
+        const char *id = ent.key + 5;
+        if (manifest_key_run(ent.key, "runs/", run, &zst)) {
+            memcpy(last_manifest, run, sizeof(run));
+        } else if (strlen(id) == RUNID_LEN + strlen(MARKER_SUFFIX) &&
+                   !strcmp(id + RUNID_LEN, MARKER_SUFFIX)) {
+            memcpy(run, id, RUNID_LEN);
+            run[RUNID_LEN] = '\0';
+            if (runid_valid(run) && strcmp(run, last_manifest) != 0) {
+                if (len == cap) {
+                    cap = cap ? cap * 2 : 8;
+                    catalog_runid *nv = realloc(v, cap * sizeof(*v));
+                    if (!nv) {
+                        storage_entry_clear(&ent);
+                        r = err_set(e, ERR_NOMEM, "out of memory listing runs");
+                        break;
+                    }
+                    v = nv;
+                }
+                memcpy(v[len++], run, sizeof(run));
+            }
+        }
+        storage_entry_clear(&ent);
+    }
+    storage_list_close(ls);
+    if (r < 0) {
+        free(v);
+        return r;
+    }
+    *ids = v;
+    *n = len;
+    return 0;
+}

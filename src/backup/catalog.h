@@ -38,6 +38,14 @@ int catalog_list(struct storage *dst, bool load, struct run_info **out, size_t *
  * destination when there is none. */
 int catalog_find(struct storage *dst, const char *run, struct run_info *out, struct err *e);
 
+/* Mirror runs that are marked started (runs/<id>.started) and have no
+ * manifest: runs interrupted after they began changing current/. Sorted;
+ * *ids is malloc'ed (NULL when none). */
+typedef char catalog_runid[RUNID_LEN + 1];
+int catalog_interrupted(struct storage *dst, catalog_runid **ids, size_t *n, struct err *e);
+/* The marker's key of run `run`. */
+void catalog_marker_key(char *out, size_t cap, const char *run);
+
 /* A manifest opened for reading, its header read and checked. */
 struct manifest_src;
 struct catalog_manifest {

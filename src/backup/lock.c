@@ -10,8 +10,10 @@
 #include "storage/storage.h"
 
 #include <jansson.h>
+#include <errno.h>
 #include <pthread.h>
 #include <stdbool.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,6 +46,24 @@ struct lock_info {
     int64_t started_ms;
     int64_t renewed_ms;
 };
+
+/* Whether pid runs on this host: it exists and is not a zombie (a killed
+ * process whose parent has not reaped it). */
+static bool process_alive(long pid)
+{
+    if (kill((pid_t)pid, 0) != 0 && errno == ESRCH)
+        return false;
+    char path[64], buf[256];
+    snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return true;
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    const char *close_paren = strrchr(buf, ')');
+    return !(close_paren && close_paren[1] == ' ' && close_paren[2] == 'Z');
+}
 
 static char *lock_json(const struct backup_lock *l, int64_t renewed_ms)
 {
@@ -169,9 +189,13 @@ static int lock_check_others(struct backup_lock *l, struct err *e)
         }
         char when[TIMEFMT_LEN + 1];
         time_format_ms(li.renewed_ms, when);
-        if (now - li.renewed_ms > (int64_t)LOCK_STALE_SECONDS * 1000) {
-            log_warn("taking over the stale lock of run %s (%s on %s), last renewed %s", li.run,
-                     li.operation, li.host, when);
+        /* on this host a lock whose process is gone is stale at once (as
+         * restic does); a live pid, perhaps reused, keeps it */
+        bool dead = li.pid > 0 && !strcmp(li.host, l->host) && !process_alive(li.pid);
+        if (dead || now - li.renewed_ms > (int64_t)LOCK_STALE_SECONDS * 1000) {
+            log_warn("taking over the stale lock of run %s (%s on %s, pid %ld%s), last renewed %s",
+                     li.run, li.operation, li.host, li.pid, dead ? ", no longer running" : "",
+                     when);
             struct err re;
             err_clear(&re);
             if (storage_remove(l->dst, ent.key, &re) != 0 && re.code != ERR_NOT_FOUND)

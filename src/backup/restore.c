@@ -17,6 +17,7 @@
 
 #include "archive/tar.h"
 #include "backup/catalog.h"
+#include "backup/mirror_restore.h"
 #include "core/log.h"
 #include "core/utf8.h"
 #include "io/filter.h"
@@ -88,6 +89,8 @@ struct rst {
     _Atomic uint64_t bytes_done, files_done;
     uint64_t files, bytes, skipped, errors;
     struct err fatal;
+    struct mirror_restore_stats ms; /* mirror runs */
+    bool mirror;
 };
 
 static double elapsed_since(const struct timespec *t0)
@@ -101,8 +104,8 @@ static void progress_fill(void *ctx, struct event_progress *p)
 {
     struct rst *s = ctx;
     p->phase = EVENT_PHASE_TRANSFERRING;
-    p->bytes_done = atomic_load(&s->bytes_done);
-    p->files_done = atomic_load(&s->files_done);
+    p->bytes_done = atomic_load(s->mirror ? &s->ms.bytes_done : &s->bytes_done);
+    p->files_done = atomic_load(s->mirror ? &s->ms.files_done : &s->files_done);
     p->bytes_total = (int64_t)s->ri->bytes;
     p->files_total = (int64_t)s->ri->files;
     p->elapsed = elapsed_since(&s->start);
@@ -467,6 +470,20 @@ out:
     return r;
 }
 
+/* A mirror run: its counts go where the archive code keeps them. */
+static int restore_mirror(struct rst *s, struct storage *target, bool read_data, struct err *e)
+{
+    s->mirror = true;
+    int r =
+        mirror_restore(s->dst, target, s->ri, &s->m, s->o, read_data, s->o->transfers, &s->ms, e);
+    s->files = atomic_load(&s->ms.files);
+    s->bytes = atomic_load(&s->ms.bytes);
+    s->skipped = atomic_load(&s->ms.skipped);
+    s->errors = atomic_load(&s->ms.errors);
+    s->bad = atomic_load(&s->ms.bad);
+    return r;
+}
+
 int restore_run(struct storage *dst, struct storage *target, const struct restore_opts *o,
                 struct restore_result *res, struct err *e)
 {
@@ -493,10 +510,7 @@ int restore_run(struct storage *dst, struct storage *target, const struct restor
         if (ri.mode == MANIFEST_ARCHIVE)
             r = restore_archive(&s, e);
         else
-            r = err_set(e, ERR_USAGE,
-                        "run %s is a mirror run; restoring mirror runs is not in "
-                        "this build yet",
-                        ri.run);
+            r = restore_mirror(&s, target, false, e);
     }
     if (!r)
         r = storage_sync(target, e);
@@ -562,20 +576,15 @@ int verify_run(struct storage *dst, const struct restore_opts *o, bool read_data
     s.ri = &ri;
     s.dst = dst;
     int r = catalog_find(dst, o->run, &ri, e); /* reads the whole manifest: its structure */
-    if (!r) {
-        snprintf(res->run, sizeof(res->run), "%s", ri.run);
-        if (ri.mode != MANIFEST_ARCHIVE)
-            r = err_set(e, ERR_USAGE,
-                        "run %s is a mirror run; verifying mirror runs is not in "
-                        "this build yet",
-                        ri.run);
-    }
     if (!r)
+        snprintf(res->run, sizeof(res->run), "%s", ri.run);
+    bool mirror = !r && ri.mode == MANIFEST_MIRROR;
+    if (!r && !mirror)
         r = verify_objects(dst, &ri, e);
     struct progress_ticker *pt = NULL;
-    if (!r && read_data && !(r = catalog_manifest_open(dst, &ri, &s.m, e))) {
+    if (!r && (read_data || mirror) && !(r = catalog_manifest_open(dst, &ri, &s.m, e))) {
         pt = progress_ticker_start(o->progress_interval, o->events, progress_fill, &s);
-        r = restore_archive(&s, e);
+        r = mirror ? restore_mirror(&s, NULL, read_data, e) : restore_archive(&s, e);
         if (!r && s.bad)
             r = err_set(e, ERR_CORRUPT, "%" PRIu64 " file%s of run %s fail their check at '%s'",
                         s.bad, s.bad == 1 ? "" : "s", ri.run, storage_display(dst));
@@ -586,8 +595,8 @@ int verify_run(struct storage *dst, const struct restore_opts *o, bool read_data
         manifest_entry_clear(&s.ment);
     EVP_MD_CTX_free(s.md);
     free(s.path);
-    res->files = read_data ? s.files : (r ? 0 : ri.files);
-    res->bytes = read_data ? s.bytes : (r ? 0 : ri.bytes);
+    res->files = read_data || mirror ? s.files : (r ? 0 : ri.files);
+    res->bytes = read_data || mirror ? s.bytes : (r ? 0 : ri.bytes);
     res->skipped = s.skipped;
     res->errors = s.bad;
     res->elapsed = elapsed_since(&s.start);

@@ -22,6 +22,7 @@ struct restore_opts {
     size_t nincludes; /* 0: everything */
     const struct event_emitter *events;
     double progress_interval;
+    int transfers; /* mirror runs: files in flight; <= 0: 4 */
 };
 void restore_opts_init(struct restore_opts *o);
 /* Whether path is selected by the --include globs (fnmatch; a glob that

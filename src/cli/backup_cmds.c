@@ -34,13 +34,9 @@ int cli_cmd_backup(struct cli *c)
     err_clear(&e);
     struct backup_opts o;
     backup_opts_init(&o);
-    if (c->mode && !strcmp(c->mode, "mirror")) {
-        /* refused before the destination is touched (no lock, no folder) */
-        err_set(&e, ERR_USAGE,
-                "--mode mirror is not available in this build yet; use --mode "
-                "archive");
-        return cli_fail(c, &e);
-    } else if (!c->mode || !strcmp(c->mode, "archive"))
+    if (c->mode && !strcmp(c->mode, "mirror"))
+        o.mode = BACKUP_MIRROR;
+    else if (!c->mode || !strcmp(c->mode, "archive"))
         o.mode = BACKUP_ARCHIVE;
     else {
         err_set(&e, ERR_USAGE, "--mode '%s' is not a backup mode; use mirror or archive", c->mode);
@@ -152,6 +148,7 @@ int cli_cmd_restore(struct cli *c)
     for (int i = 0; i < c->nincludes; i++)
         o.includes[o.nincludes++] = c->includes[i];
     o.events = &em;
+    o.transfers = c->transfers;
     o.progress_interval = (c->progress || c->json) ? 1.0 : 0;
     struct restore_result res;
     int r = restore_run(dst, target, &o, &res, &e);
@@ -174,6 +171,7 @@ int cli_cmd_verify(struct cli *c)
     restore_opts_init(&o);
     o.run = c->run_id;
     o.events = &em;
+    o.transfers = c->transfers;
     o.progress_interval = (c->progress || c->json) ? 1.0 : 0;
     struct restore_result res;
     struct storage *src = NULL;
@@ -196,7 +194,7 @@ int cli_cmd_verify(struct cli *c)
     if (!r && !c->json && c->verbose >= 0)
         printf("run %s: %s\n", res.run,
                c->read_data ? "every byte matches its manifest"
-                            : "manifest whole, archive present with its size");
+                            : "manifest whole, every object present with its size");
     storage_close(dst);
     return cli_exit_status(r, res.status);
 }

@@ -130,6 +130,12 @@ int copy_file(struct storage *src, const struct storage_entry *s, struct storage
         goto out;
     if (o->hash)
         filter_hash_hex(chain, sha256, 65);
+    if (o->hash && o->expect_sha256 && strcmp(sha256, o->expect_sha256) != 0) {
+        r = err_set(e, ERR_CORRUPT,
+                    "'%s' fails its SHA-256 check (expected %.16s..., read %.16s...); not written",
+                    s->key, o->expect_sha256, sha256);
+        goto out;
+    }
     r = storage_write_commit(wr, e); /* frees wr either way */
     wr = NULL;
     if (!r && kept) {

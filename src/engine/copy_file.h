@@ -34,6 +34,8 @@ struct copy_file_opts {
     _Atomic uint64_t *count[2];  /* bytes read are added to these; NULL: none */
     atomic_bool *stop;           /* set: give up with ERR_CANCELLED; may be NULL */
     bool hash;                   /* compute the SHA-256 of the bytes */
+    const char *expect_sha256;   /* with hash: a different digest aborts the write
+                                    (ERR_CORRUPT) instead of committing it */
 };
 
 /*

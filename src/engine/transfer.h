@@ -142,4 +142,7 @@ int transfer_sync(struct storage *src, struct storage *dst, const struct transfe
 int transfer_check(struct storage *src, struct storage *dst, const struct transfer_opts *opts,
                    struct transfer_result *res, struct err *e);
 
+/* True when code is an error that concerns one file only (see above). */
+bool transfer_error_is_per_file(int code);
+
 #endif

@@ -96,8 +96,6 @@ struct transfer_run {
 
 /* Record a whole-run error (the first one wins) and stop everything. */
 void transfer_run_fail(struct transfer_run *run, const struct err *e);
-/* True when code is an error that concerns one file only (see transfer.h). */
-bool transfer_error_is_per_file(int code);
 /* Emit a file event with the run's dry_run flag. */
 void transfer_emit_file(struct transfer_run *run, const char *path, enum event_action action,
                         int64_t size, const char *sha256, bool server_side, int code,

@@ -414,6 +414,11 @@ int storage_remove(struct storage *st, const char *key, struct err *e)
     return st->drv->remove(st, key, e);
 }
 
+bool storage_can_copy(const struct storage *st)
+{
+    return st->drv->copy_from != NULL;
+}
+
 int storage_copy(struct storage *st, const char *src_key, const struct storage_entry *src,
                  const char *dst_key, struct err *e)
 {

@@ -56,11 +56,14 @@ struct storage_entry {
     char *key; /* owned by the entry */
     enum storage_type type;
     uint64_t size;
-    int64_t mtime_ns;  /* source mtime (ns since epoch) or STORAGE_MTIME_UNKNOWN */
-    uint32_t mode;     /* permission bits, 0 when unknown */
-    char md5[33];      /* lowercase hex or "" when unknown */
-    char sha256[65];   /* lowercase hex or "" when unknown */
-    char *link_target; /* symlinks only; owned */
+    int64_t mtime_ns;           /* source mtime (ns since epoch) or STORAGE_MTIME_UNKNOWN */
+    int64_t listed_modified_ns; /* listings without true mtimes: when the storage last
+                                   wrote the object (S3 LastModified), a change token;
+                                   0 unknown */
+    uint32_t mode;              /* permission bits, 0 when unknown */
+    char md5[33];               /* lowercase hex or "" when unknown */
+    char sha256[65];            /* lowercase hex or "" when unknown */
+    char *link_target;          /* symlinks only; owned */
 };
 
 void storage_entry_clear(struct storage_entry *ent); /* frees key/link_target, zeroes */
@@ -136,7 +139,13 @@ int storage_write_commit(struct storage_writer *w, struct err *e);
 void storage_write_abort(struct storage_writer *w);
 
 int storage_remove(struct storage *st, const char *key, struct err *e);
-/* Server-side copy within st (needs STORAGE_FEATURE_SERVER_COPY). */
+/* Whether storage_copy works within st: on the server (S3 CopyObject, with
+ * STORAGE_FEATURE_SERVER_COPY) or as a hard link (local). ERR_USAGE from
+ * storage_copy still means "copy the bytes instead" (a filesystem that
+ * cannot link). */
+bool storage_can_copy(const struct storage *st);
+/* Copy src_key to dst_key within st (see storage_can_copy); ERR_NOT_FOUND
+ * when src_key does not exist. */
 int storage_copy(struct storage *st, const char *src_key, const struct storage_entry *src,
                  const char *dst_key, struct err *e);
 /* Server-side copy from another storage on the same endpoint

@@ -1228,6 +1228,54 @@ static int local_symlink(struct storage *st, const char *key, const char *target
     return r;
 }
 
+/*
+ * A copy of src_key at dst_key within one root, as a hard link: no bytes
+ * move, and since every write replaces a file by rename, neither name ever
+ * sees the other's later writes. ERR_NOT_FOUND when src_key does not exist;
+ * ERR_USAGE when the filesystem cannot link (the caller copies the bytes).
+ */
+static int local_copy_from(struct storage *dst, const char *dst_key, struct storage *src,
+                           const char *src_key, const struct storage_entry *src_ent, struct err *e)
+{
+    (void)src_ent;
+    struct local_priv *p = dst->priv;
+    if (src->priv != dst->priv)
+        return err_set(e, ERR_USAGE, "'%s' links only within itself", p->root);
+    int sfd = -1, dfd = -1;
+    const char *sbase, *dbase;
+    int r = local_parent_open(p, src_key, false, "read", &sfd, &sbase, e);
+    if (r)
+        return r;
+    if ((r = local_parent_open(p, dst_key, true, "create", &dfd, &dbase, e)) != 0)
+        goto out;
+    char tmp[NAME_MAX + 1];
+    storage_temp_name(tmp, sizeof(tmp), dbase, NAME_MAX);
+    if (linkat(sfd, sbase, dfd, tmp, 0) < 0) {
+        int en = errno;
+        if (en == ENOENT)
+            r = err_set(e, ERR_NOT_FOUND, "cannot copy '%s%s%s': it does not exist", p->root,
+                        p->sep, src_key);
+        else if (en == EXDEV || en == EPERM || en == EMLINK || en == ENOTSUP || en == EOPNOTSUPP)
+            r = err_set(e, ERR_USAGE, "cannot hard-link '%s%s%s': %s", p->root, p->sep, src_key,
+                        local_strerror(en));
+        else
+            r = local_errno(p, e, en, "link", dst_key);
+        goto out;
+    }
+    if (renameat(dfd, tmp, dfd, dbase) < 0) {
+        r = local_errno(p, e, errno, "link", dst_key);
+        unlinkat(dfd, tmp, 0);
+        goto out;
+    }
+    local_sync_note(p, dfd, dst_key);
+out:
+    if (sfd >= 0)
+        close(sfd);
+    if (dfd >= 0)
+        close(dfd);
+    return r;
+}
+
 /* ---- root -------------------------------------------------------------- */
 
 static int local_check_root(struct storage *st, bool for_write, bool create, struct err *e)
@@ -1299,7 +1347,7 @@ static const struct storage_driver local_driver = {
     .write_commit = local_write_commit,
     .write_abort = local_write_abort,
     .remove = local_remove,
-    .copy_from = NULL,
+    .copy_from = local_copy_from, /* links within one root; no SERVER_COPY feature */
     .check_root = local_check_root,
     .symlink = local_symlink,
     .sync = local_sync,

@@ -290,6 +290,8 @@ static int list_entry_cb(void *ctx, const struct s3_list_entry *ent, struct err 
     se->type = STORAGE_TYPE_FILE;
     se->size = ent->size;
     se->mtime_ns = STORAGE_MTIME_UNKNOWN;
+    if (ent->mtime_ns != S3_XML_TIME_UNKNOWN)
+        se->listed_modified_ns = ent->mtime_ns;
     if (is_hex32(ent->etag) && !l->s3->etag_not_md5) {
         for (int i = 0; i < 32; i++)
             se->md5[i] = (char)tolower((unsigned char)ent->etag[i]);
