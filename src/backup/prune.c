@@ -65,6 +65,49 @@ static int forget_archive_run(struct storage *dst, const struct run_info *ri,
     return r;
 }
 
+/*
+ * Mirror runs: versions/<k>/ holds what run k displaced, which the restore
+ * rule reads only for runs older than k. So once `oldest` is the oldest
+ * kept mirror run (NULL: none is kept), versions/<k>/ with k <= oldest and
+ * the markers of interrupted runs there are needed by no kept run. The
+ * listing is in key order, so it stops at the first k > oldest.
+ */
+static int forget_versions(struct storage *dst, const char *oldest, bool dry_run,
+                           struct prune_result *res, struct err *e)
+{
+    static const char *const prefixes[] = {"versions/", "runs/"};
+    int r = 0;
+    for (size_t p = 0; p < 2 && !r; p++) {
+        struct storage_list *ls;
+        struct storage_entry ent;
+        if ((r = storage_list_open(dst, prefixes[p], &ls, e)) != 0)
+            return r;
+        size_t pl = strlen(prefixes[p]);
+        while ((r = storage_list_next(ls, &ent, e)) == 1) {
+            const char *id = ent.key + pl;
+            char run[RUNID_LEN + 1];
+            snprintf(run, sizeof(run), "%.*s", RUNID_LEN, id);
+            bool valid = strlen(id) > RUNID_LEN && runid_valid(run);
+            if (valid && oldest && strcmp(run, oldest) > 0) {
+                storage_entry_clear(&ent);
+                break;
+            }
+            bool doomed =
+                valid && (p == 0 ? id[RUNID_LEN] == '/' : !strcmp(id + RUNID_LEN, ".started"));
+            if (doomed && dry_run) {
+                log_info("would delete '%s' (no kept run reads it)", ent.key);
+            } else if (doomed && (r = remove_key(dst, ent.key, res, e)) != 0) {
+                storage_entry_clear(&ent);
+                break;
+            }
+            storage_entry_clear(&ent);
+        }
+        storage_list_close(ls);
+        r = r < 0 ? r : 0;
+    }
+    return r;
+}
+
 static bool has_run(const struct run_info *v, size_t n, const char *id)
 {
     for (size_t i = 0; i < n; i++)
@@ -123,12 +166,6 @@ int prune_run(struct storage *dst, const struct prune_opts *o, struct prune_resu
         r = backup_lock_acquire(dst, id, "prune", &lock, e);
     if (!r)
         r = catalog_list(dst, true, &v, &n, e);
-    for (size_t i = 0; !r && i < n; i++)
-        if (v[i].mode != MANIFEST_ARCHIVE)
-            r = err_set(e, ERR_USAGE,
-                        "'%s' holds mirror runs; pruning mirror runs is not in this "
-                        "build yet",
-                        storage_display(dst));
     if (!r && n) {
         pr = calloc(n, sizeof(*pr));
         dec = calloc(n, sizeof(*dec));
@@ -152,11 +189,23 @@ int prune_run(struct storage *dst, const struct prune_opts *o, struct prune_resu
             continue;
         }
         res->forgotten++;
-        if (!o->dry_run)
+        if (!o->dry_run && v[i].mode == MANIFEST_ARCHIVE)
             r = forget_archive_run(dst, &v[i], res, e);
+        else if (!o->dry_run)
+            r = remove_key(dst, v[i].manifest_key, res, e);
     }
     if (!r)
         r = forget_orphans(dst, v, n, o->dry_run, res, e);
+    /* mirror: after the manifests, what no kept run reads any more */
+    const char *oldest = NULL;
+    bool mirror = false;
+    for (size_t i = 0; !r && i < n; i++) {
+        mirror |= v[i].mode == MANIFEST_MIRROR;
+        if (v[i].mode == MANIFEST_MIRROR && dec[i].keep && !oldest)
+            oldest = v[i].run;
+    }
+    if (!r && mirror)
+        r = forget_versions(dst, oldest, o->dry_run, res, e);
     backup_lock_release(lock);
     free(v);
     free(pr);
