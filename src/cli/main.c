@@ -112,10 +112,14 @@ static const struct {
      "by mtime). Prints each\ndifference; exits 1 when there is any.\n",
      2, true},
     {"backup",
-     "usage: arca backup SRC DST [--mode archive] [--compression zstd|gzip] [OPTIONS]\n\n"
-     "Back SRC up to DST as a new run (docs/FORMAT.md). Archive mode writes one\n"
-     "compressed pax tar with a SHA256SUMS file and a manifest, streamed, the manifest\n"
-     "last. The destination is locked while the run writes.\n",
+     "usage: arca backup SRC DST [--mode archive|mirror] [--compression zstd|gzip] "
+     "[OPTIONS]\n\n"
+     "Back SRC up to DST as a new run (docs/FORMAT.md). Archive mode (the default)\n"
+     "writes one compressed pax tar with a SHA256SUMS file and a manifest, streamed.\n"
+     "Mirror mode keeps current/ a plain copy of SRC and moves what it replaces or\n"
+     "deletes to versions/<run>/. The manifest is written last; the destination is\n"
+     "locked while the run writes. --max-delete and --allow-empty-source apply to\n"
+     "mirror mode.\n",
      2, true},
     {"runs",
      "usage: arca runs DST [--json]\n\nList the backup runs at DST (a run exists when its "
