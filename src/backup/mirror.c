@@ -30,6 +30,7 @@
 #include "backup/manifest.h"
 #include "backup/vmerge.h"
 #include "core/cancel.h"
+#include "core/first_error.h"
 #include "core/log.h"
 #include "core/timefmt.h"
 #include "engine/copy_file.h"
@@ -83,9 +84,7 @@ struct mir {
     pthread_t *threads;
     int nthreads;
 
-    atomic_bool stop;
-    int fatal_code; /* under lock */
-    struct err fatal;
+    struct first_error fe; /* the first whole-run error; fe.stop stops everyone */
 
     /* the marker, written before the first change */
     pthread_mutex_t marker_lock;
@@ -129,12 +128,8 @@ static double elapsed_since(const struct timespec *t0)
 
 static void fail_run(struct mir *m, const struct err *e)
 {
+    first_error_set(&m->fe, e);
     pthread_mutex_lock(&m->lock);
-    if (!m->fatal_code) {
-        m->fatal_code = e->code ? e->code : ERR_INTERNAL;
-        m->fatal = *e;
-    }
-    atomic_store(&m->stop, true);
     pthread_cond_broadcast(&m->cond_work);
     pthread_cond_broadcast(&m->cond_done);
     pthread_mutex_unlock(&m->lock);
@@ -274,7 +269,7 @@ static int displace(struct mir *m, struct slot *s, unsigned char *buf, struct er
             goto out;
         err_clear(e); /* a filesystem that cannot link: copy the bytes */
     }
-    struct copy_file_opts co = {.buf = buf, .block_size = MIRROR_BLOCK, .stop = &m->stop};
+    struct copy_file_opts co = {.buf = buf, .block_size = MIRROR_BLOCK, .stop = &m->fe.stop};
     r = copy_file(m->dst, &ent, m->dst, to_full, &co, NULL, NULL, e);
     if (r == ERR_NOT_FOUND) {
         err_clear(e);
@@ -301,7 +296,7 @@ static int upload(struct mir *m, struct slot *s, unsigned char *buf, struct err 
         .read_stream_cutoff = MIRROR_STREAM_CUTOFF,
         .ratelimit = m->o->ratelimit,
         .count = {&m->bytes_done, NULL},
-        .stop = &m->stop,
+        .stop = &m->fe.stop,
         .hash = true,
     };
     struct storage_entry kept;
@@ -348,7 +343,7 @@ static void slot_do(struct mir *m, struct slot *s, unsigned char *buf)
     else if (!r && s->work == WORK_REMOVE)
         r = remove_current(m, s->me.path, &e);
     if (r && (r == ERR_CANCELLED || !transfer_error_is_per_file(r))) {
-        if (!atomic_load(&m->stop))
+        if (!atomic_load(&m->fe.stop))
             fail_run(m, &e);
         return;
     }
@@ -385,7 +380,7 @@ static void *worker_main(void *arg)
     pthread_mutex_lock(&m->lock);
     for (;;) {
         struct slot *s = NULL;
-        while (!atomic_load(&m->stop)) {
+        while (!atomic_load(&m->fe.stop)) {
             while (m->next < m->count) {
                 struct slot *c = &m->ring[(m->head + m->next) % m->cap];
                 m->next++;
@@ -431,6 +426,11 @@ static int flush_head(struct mir *m, struct err *e)
     while (m->count && m->ring[m->head].done && !r) {
         struct slot *s = &m->ring[m->head];
         pthread_mutex_unlock(&m->lock);
+        /* a slot given up because the run stops has nothing to record */
+        if ((r = first_error_check(&m->fe, e)) != 0) {
+            pthread_mutex_lock(&m->lock);
+            break;
+        }
         if (s->in_manifest) {
             r = manifest_write_entry(m->mw, &s->me, e);
             if (!s->me.err_code) {
@@ -451,16 +451,7 @@ static int flush_head(struct mir *m, struct err *e)
 
 static int stopped(struct mir *m, struct err *e)
 {
-    if (cancel_requested())
-        return err_set(e, ERR_CANCELLED, "interrupted");
-    if (atomic_load(&m->stop)) {
-        pthread_mutex_lock(&m->lock);
-        *e = m->fatal;
-        int r = m->fatal_code ? m->fatal_code : ERR_CANCELLED;
-        pthread_mutex_unlock(&m->lock);
-        return r;
-    }
-    return 0;
+    return first_error_check(&m->fe, e);
 }
 
 /* A free slot at the tail (waiting for the head to finish when full). */
@@ -483,7 +474,7 @@ static int slot_get(struct mir *m, struct slot **out, struct err *e)
             ts.tv_sec++;
             ts.tv_nsec -= 1000000000;
         }
-        if (!m->ring[m->head].done && !atomic_load(&m->stop))
+        if (!m->ring[m->head].done && !atomic_load(&m->fe.stop))
             pthread_cond_timedwait(&m->cond_done, &m->lock, &ts);
         pthread_mutex_unlock(&m->lock);
     }
@@ -509,7 +500,7 @@ static int drain(struct mir *m, struct err *e)
             return r;
         pthread_mutex_lock(&m->lock);
         bool empty = m->count == 0;
-        if (!empty && !m->ring[m->head].done && !atomic_load(&m->stop)) {
+        if (!empty && !m->ring[m->head].done && !atomic_load(&m->fe.stop)) {
             struct timespec ts;
             clock_gettime(CLOCK_REALTIME, &ts);
             ts.tv_sec += 1;
@@ -999,6 +990,7 @@ int backup_mirror(struct storage *src, struct storage *dst, const struct backup_
     manifest_entry_clear(&m.pm);
     clock_gettime(CLOCK_MONOTONIC, &m.start);
     pthread_mutex_init(&m.lock, NULL);
+    first_error_init(&m.fe);
     pthread_mutex_init(&m.marker_lock, NULL);
     pthread_cond_init(&m.cond_work, NULL);
     pthread_cond_init(&m.cond_done, NULL);
@@ -1020,7 +1012,7 @@ int backup_mirror(struct storage *src, struct storage *dst, const struct backup_
         r = err_set(e, ERR_CANCELLED, "interrupted");
     if (m.threads) {
         if (r)
-            atomic_store(&m.stop, true);
+            atomic_store(&m.fe.stop, true);
         workers_stop(&m);
     }
     enum event_status status = EVENT_STATUS_SUCCEEDED;
@@ -1054,6 +1046,7 @@ int backup_mirror(struct storage *src, struct storage *dst, const struct backup_
     if (m.spool)
         fclose(m.spool);
     pthread_mutex_destroy(&m.lock);
+    first_error_destroy(&m.fe);
     pthread_mutex_destroy(&m.marker_lock);
     pthread_cond_destroy(&m.cond_work);
     pthread_cond_destroy(&m.cond_done);

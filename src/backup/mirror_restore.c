@@ -16,6 +16,7 @@
 
 #include "backup/vmerge.h"
 #include "core/cancel.h"
+#include "core/first_error.h"
 #include "core/log.h"
 #include "core/workq.h"
 #include "engine/copy_file.h"
@@ -43,10 +44,7 @@ struct mr {
     struct vmerge *vm;
     struct storage_list *cur;
     struct storage_entry ce; /* current/ head, key without "current/" */
-    atomic_bool stop;
-    pthread_mutex_t lock;
-    int fatal_code;
-    struct err fatal;
+    struct first_error fe;
 };
 
 struct mr_job {
@@ -67,13 +65,7 @@ static void report(struct mr *m, const char *path, enum event_action a, int64_t 
 
 static void fail(struct mr *m, const struct err *e)
 {
-    pthread_mutex_lock(&m->lock);
-    if (!m->fatal_code) {
-        m->fatal_code = e->code ? e->code : ERR_INTERNAL;
-        m->fatal = *e;
-    }
-    atomic_store(&m->stop, true);
-    pthread_mutex_unlock(&m->lock);
+    first_error_set(&m->fe, e);
 }
 
 /* A file whose stored copy fails its check (verify) */
@@ -92,7 +84,7 @@ static int hash_object(struct mr *m, const struct mr_job *j, unsigned char *buf,
     struct filter *chain = filter_chain(parts, 2);
     if (!chain)
         return err_set(e, ERR_NOMEM, "out of memory");
-    struct copy_file_opts co = {.buf = buf, .block_size = MR_BLOCK, .stop = &m->stop};
+    struct copy_file_opts co = {.buf = buf, .block_size = MR_BLOCK, .stop = &m->fe.stop};
     int r = storage_read_open(m->dst, j->obj, 0, -1, &rd, NULL, e);
     if (!r)
         r = copy_pump(rd, j->obj, j->size, chain, &co, e);
@@ -110,7 +102,7 @@ static void job_run(void *job, unsigned char *buf, void *ctx)
     struct err e;
     err_clear(&e);
     char hex[65] = "";
-    if (atomic_load(&m->stop) || cancel_requested())
+    if (atomic_load(&m->fe.stop) || cancel_requested())
         goto out;
     if (!m->target) {
         int r = hash_object(m, j, buf, hex, &e);
@@ -142,7 +134,7 @@ static void job_run(void *job, unsigned char *buf, void *ctx)
     struct copy_file_opts co = {.buf = buf,
                                 .block_size = MR_BLOCK,
                                 .count = {&m->st->bytes_done, NULL},
-                                .stop = &m->stop,
+                                .stop = &m->fe.stop,
                                 .hash = true,
                                 .expect_sha256 = j->sha256};
     int r = copy_file(m->dst, &s, m->target, j->path, &co, hex, NULL, &e);
@@ -216,16 +208,7 @@ static int cur_seek(struct mr *m, const char *path, struct err *e)
 
 static int stopped(struct mr *m, struct err *e)
 {
-    if (cancel_requested())
-        return err_set(e, ERR_CANCELLED, "interrupted");
-    if (atomic_load(&m->stop)) {
-        pthread_mutex_lock(&m->lock);
-        *e = m->fatal;
-        int r = m->fatal_code;
-        pthread_mutex_unlock(&m->lock);
-        return r ? r : ERR_CANCELLED;
-    }
-    return 0;
+    return first_error_check(&m->fe, e);
 }
 
 /* One manifest entry. */
@@ -335,7 +318,7 @@ int mirror_restore(struct storage *dst, struct storage *target, const struct run
     m.ri = ri;
     m.read_data = read_data;
     m.st = st;
-    pthread_mutex_init(&m.lock, NULL);
+    first_error_init(&m.fe);
     int r = later_runs(&m, e);
     if (!r)
         r = vmerge_open(dst, m.later, m.nlater, &m.vm, e);
@@ -370,6 +353,6 @@ int mirror_restore(struct storage *dst, struct storage *target, const struct run
     storage_entry_clear(&m.ce);
     storage_list_close(m.cur);
     free(m.later);
-    pthread_mutex_destroy(&m.lock);
+    first_error_destroy(&m.fe);
     return r;
 }

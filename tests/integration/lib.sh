@@ -193,6 +193,33 @@ arca_run() {
 
 # --- assertions ---------------------------------------------------------------
 
+# it_sigterm_after SECONDS ARGS...: run arca ARGS in the background, send it
+# SIGTERM after SECONDS and check that it exits 130 within 5 s.
+it_sigterm_after() {
+    local secs=$1 pid crc=0 t0 t1
+    shift
+    "$ARCA_BIN" "$@" > "$IT_TMP/sigterm.out" 2> "$IT_TMP/sigterm.err" &
+    pid=$!
+    it_track_pid "$pid"
+    sleep "$secs"
+    t0=$(date +%s%N)
+    kill -TERM "$pid"
+    wait "$pid" || crc=$?
+    t1=$(date +%s%N)
+    assert_eq "$crc" 130 "SIGTERM stops 'arca $*'"
+    assert_le $(((t1 - t0) / 1000000)) 5000 "stopped within 5 s (ms)"
+}
+
+# assert_no_s3rver_uploads BUCKET PREFIX: s3rver holds no multipart upload of a
+# key under PREFIX (its ._S3rver_uploads directory).
+assert_no_s3rver_uploads() {
+    local up
+    for up in "$ARCA_TEST_S3_DATA_DIR/$1/._S3rver_uploads"/*/; do
+        [ -f "$up/key" ] || continue
+        case "$(cat "$up/key")" in "$2"/*) fail "a multipart upload is left: $(cat "$up/key")" ;; esac
+    done
+}
+
 # assert_rc WANT [WHAT]: the last arca_run exited with WANT.
 assert_rc() {
     [ "$RC" -eq "$1" ] || fail "${2:-exit status}: want exit $1, got $RC"

@@ -12,7 +12,7 @@
 #  - a file that shrinks while it is read is padded, recorded with an error,
 #    the run is partial (exit 3) and the archive stays valid for tar;
 #  - a live lock refuses the backup (exit 13); a stale one is taken over;
-#  - SIGTERM during a backup to S3 leaves no manifest, no multipart upload
+#  - SIGTERM during a 500 MiB backup to S3 leaves no manifest, no multipart upload
 #    and no lock, and the earlier run restores;
 #  - bad input: unknown mode or compression, a malformed run id, no runs.
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -219,27 +219,14 @@ assert_err_has "taking over the stale lock of run 20200101T000000Z-0000000b"
 # --- cancellation ----------------------------------------------------------------
 CS=$IT_TMP/cancel-src
 mkdir -p "$CS"
-make_file "$CS/big" 120M
-"$ARCA_BIN" backup --bwlimit 20M --compression gzip "$CS" "$S" > "$IT_TMP/cancel.out" 2> "$IT_TMP/cancel.err" &
-cpid=$!
-it_track_pid "$cpid"
-sleep 2
-t0=$(date +%s%N)
-kill -TERM "$cpid"
-crc=0
-wait "$cpid" || crc=$?
-t1=$(date +%s%N)
-assert_eq "$crc" 130 "SIGTERM stops the backup"
-assert_le $(((t1 - t0) / 1000000)) 5000 "stopped within 5 s (ms)"
+make_file "$CS/big" 500M
+it_sigterm_after 2 backup --bwlimit 20M --compression gzip "$CS" "$S"
 arca_run runs --json "$S"
 assert_eq "$(jq -r 'select(.type == "run") | .run' "$IT_OUT" | wc -l)" 2 "the cancelled run has no manifest"
 arca_run ls "$S"
 assert_file_lacks "$IT_OUT" "locks/" "the lock was released"
 assert_file_lacks "$IT_OUT" ".tar.gz" "no archive object of the cancelled run"
-for up in "$ARCA_TEST_S3_DATA_DIR/$B/._S3rver_uploads"/*/; do
-    [ -f "$up/key" ] || continue
-    case "$(cat "$up/key")" in "$P"/*) fail "a multipart upload of the cancelled run is left: $(cat "$up/key")" ;; esac
-done
+assert_no_s3rver_uploads "$B" "$P"
 arca_run restore --run "$S3RUN1" "$S" "$IT_TMP/r1b"
 assert_rc 0 "an earlier run restores after the cancelled one"
 assert_same_meta "$X" "$IT_TMP/r1b" "run 1 after a cancelled run"

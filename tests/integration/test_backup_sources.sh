@@ -1,8 +1,10 @@
 #!/bin/bash
-# test_backup_sources: archive backups from every source driver (local, S3,
-# SFTP, SMB) restore byte for byte, with mtimes (to the source's precision)
-# and SHA256SUMS that `sha256sum -c` accepts; the destination is S3 for the
-# remote sources and local for the local one.
+# test_backup_sources: archive and mirror backups from every source driver
+# (local, S3, SFTP, SMB) restore byte for byte, with mtimes (to the source's
+# precision), verify and match their source; archives' SHA256SUMS pass
+# `sha256sum -c`; a mirror re-run reads nothing (every source keeps what
+# tells an unchanged file). The destination is S3 for the remote sources and
+# local for the local one.
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 it_need_env ARCA_TEST_S3_ENDPOINT ARCA_TEST_S3_ACCESS_KEY ARCA_TEST_S3_SECRET_KEY \
@@ -68,27 +70,33 @@ meta() {
 }
 
 check_source() {
-    local name=$1 src=$2 dst=$3
-    arca_run backup --config "$CFG" "$src" "$dst"
-    assert_rc 0 "archive backup from $name"
-    arca_run restore --config "$CFG" "$dst" "$IT_TMP/restore-$name"
-    assert_rc 0 "restore of the $name backup"
-    meta "$T" > "$IT_TMP/want"
-    meta "$IT_TMP/restore-$name" > "$IT_TMP/got"
-    cmp -s "$IT_TMP/want" "$IT_TMP/got" || {
-        diff "$IT_TMP/want" "$IT_TMP/got" | head >&2
-        fail "the $name backup restores another tree"
-    }
-    arca_run verify --config "$CFG" --read-data "$dst"
-    assert_rc 0 "verify --read-data of the $name backup"
-    arca_run verify --config "$CFG" "$dst" --against "$src"
-    assert_rc 0 "the $name run matches its source"
+    local name=$1 src=$2 dst=$3 mode
+    for mode in archive mirror; do
+        arca_run backup --config "$CFG" --mode $mode "$src" "$dst-$mode"
+        assert_rc 0 "$mode backup from $name"
+        rm -rf "$IT_TMP/restore-$name"
+        arca_run restore --config "$CFG" "$dst-$mode" "$IT_TMP/restore-$name"
+        assert_rc 0 "restore of the $name $mode backup"
+        meta "$T" > "$IT_TMP/want"
+        meta "$IT_TMP/restore-$name" > "$IT_TMP/got"
+        cmp -s "$IT_TMP/want" "$IT_TMP/got" || {
+            diff "$IT_TMP/want" "$IT_TMP/got" | head >&2
+            fail "the $name $mode backup restores another tree"
+        }
+        arca_run verify --config "$CFG" --read-data "$dst-$mode"
+        assert_rc 0 "verify --read-data of the $name $mode backup"
+        arca_run verify --config "$CFG" "$dst-$mode" --against "$src"
+        assert_rc 0 "the $name $mode run matches its source"
+    done
+    arca_run backup --config "$CFG" --mode mirror --json "$src" "$dst-mirror"
+    assert_rc 0 "mirror re-run from $name"
+    assert_summary files_transferred 0
 }
 
 check_source local "$T" "$IT_TMP/dst-local"
 X=$IT_TMP/x
 mkdir -p "$X"
-A=$(find "$IT_TMP/dst-local/archives" -name '*.tar.zst')
+A=$(find "$IT_TMP/dst-local-archive/archives" -name '*.tar.zst')
 (cd "$X" && tar --zstd -xf "$A" && sha256sum -c --quiet "${A%.tar.zst}.SHA256SUMS") ||
     fail "tar + sha256sum -c of the local source's archive"
 check_source s3 "s3://$B/$P/src" "s3://$B/$P/dst-s3"

@@ -11,7 +11,10 @@
 #  - the manifest's hashes are sha256sum's, entries in byte order;
 #  - verify finds a damaged object (exit 14), restore refuses it (exit 14);
 #  - an empty source and --max-delete are refused (exit 11) with nothing
-#    deleted; prune keeps the kept runs restorable and drops old versions/.
+#    deleted; prune keeps the kept runs restorable and drops old versions/;
+#  - a missing object fails verify (exit 14);
+#  - SIGTERM during a 500 MiB mirror backup to S3 stops it within 5 s with
+#    no manifest, no multipart upload, no lock; the earlier run restores.
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 it_need_env ARCA_TEST_S3_ENDPOINT ARCA_TEST_S3_ACCESS_KEY ARCA_TEST_S3_SECRET_KEY
@@ -180,5 +183,31 @@ assert_rc 0 "S3 to S3"
 arca_run backup --mode mirror --json "s3://$B/$P/current" "s3://$B/$P-2"
 assert_summary files_transferred 0
 it_s3_forget "$B" "$P-2"
+
+# a missing object fails the structural verify of the run that needs it
+mapfile -t runs < <(arca runs --json "$L" | jq -r .run)
+vdir=$(find "$L/versions" -mindepth 1 -maxdepth 1 | LC_ALL=C sort | tail -n 1)
+victim=$(find "$vdir" -type f | head -n 1)
+[ -n "$victim" ] || fail "no object under $vdir to remove"
+rm "$victim"
+arca_run verify "$L" --run "${runs[-2]}"
+assert_rc 14 "verify finds a missing object"
+assert_err_has "is missing"
+
+# --- SIGTERM during a 500 MiB mirror backup to S3 -------------------------------
+it_need_env ARCA_TEST_S3_DATA_DIR
+CS=$IT_TMP/cancel-src
+make_file "$CS/huge" 500M
+it_sigterm_after 2 backup --mode mirror --bwlimit 20M "$CS" "s3://$B/$P"
+assert_eq "$(arca runs --json "s3://$B/$P" | jq -r .run | wc -l)" 2 "the cancelled run has no manifest"
+arca_run ls "s3://$B/$P"
+assert_file_lacks "$IT_OUT" "locks/" "the lock was released"
+assert_file_lacks "$IT_OUT" "current/huge" "no object of the cancelled upload"
+assert_no_s3rver_uploads "$B" "$P"
+rm -rf "$IT_TMP/r"
+arca_run restore "s3://$B/$P" "$IT_TMP/r"
+assert_rc 0 "the latest run restores after the cancelled one"
+assert_same_tree "$IT_TMP/r" "$IT_TMP/st-s3/5" "the latest run after a cancelled one"
+it_s3_forget "$B" "$P"
 
 note "ok in $(it_elapsed) s"
