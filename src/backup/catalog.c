@@ -235,12 +235,26 @@ int catalog_find(struct storage *dst, const char *run, struct run_info *out, str
 
 #define MARKER_SUFFIX ".started"
 
+#define PRUNED_SUFFIX ".pruned"
+
 void catalog_marker_key(char *out, size_t cap, const char *run)
 {
     snprintf(out, cap, "runs/%s" MARKER_SUFFIX, run);
 }
 
-int catalog_interrupted(struct storage *dst, catalog_runid **ids, size_t *n, struct err *e)
+void catalog_pruned_key(char *out, size_t cap, const char *run)
+{
+    snprintf(out, cap, "runs/%s" PRUNED_SUFFIX, run);
+}
+
+/* "<id><suffix>" */
+static bool marker_of(const char *id, const char *suffix)
+{
+    return strlen(id) == RUNID_LEN + strlen(suffix) && !strcmp(id + RUNID_LEN, suffix);
+}
+
+int catalog_interrupted(struct storage *dst, bool pruned, catalog_runid **ids, size_t *n,
+                        struct err *e)
 {
     catalog_runid *v = NULL, last_manifest = "";
     size_t len = 0, cap = 0;
@@ -258,11 +272,12 @@ int catalog_interrupted(struct storage *dst, catalog_runid **ids, size_t *n, str
         const char *id = ent.key + 5;
         if (manifest_key_run(ent.key, "runs/", run, &zst)) {
             memcpy(last_manifest, run, sizeof(run));
-        } else if (strlen(id) == RUNID_LEN + strlen(MARKER_SUFFIX) &&
-                   !strcmp(id + RUNID_LEN, MARKER_SUFFIX)) {
+        } else if (marker_of(id, MARKER_SUFFIX) || (pruned && marker_of(id, PRUNED_SUFFIX))) {
             memcpy(run, id, RUNID_LEN);
             run[RUNID_LEN] = '\0';
-            if (runid_valid(run) && strcmp(run, last_manifest) != 0) {
+            /* one id once: a manifest or a marker before it counts */
+            if (runid_valid(run) && strcmp(run, last_manifest) != 0 &&
+                (!len || strcmp(v[len - 1], run) != 0)) {
                 if (len == cap) {
                     cap = cap ? cap * 2 : 8;
                     catalog_runid *nv = realloc(v, cap * sizeof(*v));

@@ -39,12 +39,15 @@ int catalog_list(struct storage *dst, bool load, struct run_info **out, size_t *
 int catalog_find(struct storage *dst, const char *run, struct run_info *out, struct err *e);
 
 /* Mirror runs that are marked started (runs/<id>.started) and have no
- * manifest: runs interrupted after they began changing current/. Sorted;
- * *ids is malloc'ed (NULL when none). */
+ * manifest: runs interrupted after they began changing current/. With
+ * `pruned`, also the runs prune forgot whose versions/<id>/ kept runs still
+ * read (runs/<id>.pruned). Sorted; *ids is malloc'ed (NULL when none). */
 typedef char catalog_runid[RUNID_LEN + 1];
-int catalog_interrupted(struct storage *dst, catalog_runid **ids, size_t *n, struct err *e);
-/* The marker's key of run `run`. */
+int catalog_interrupted(struct storage *dst, bool pruned, catalog_runid **ids, size_t *n,
+                        struct err *e);
+/* The marker keys of run `run`: runs/<run>.started, runs/<run>.pruned. */
 void catalog_marker_key(char *out, size_t cap, const char *run);
+void catalog_pruned_key(char *out, size_t cap, const char *run);
 
 /* A manifest opened for reading, its header read and checked. */
 struct manifest_src;

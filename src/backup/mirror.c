@@ -851,7 +851,7 @@ static int find_prev(struct mir *m, struct err *e)
     size_t ni = 0;
     int r = catalog_list(m->dst, false, &v, &n, e);
     if (!r)
-        r = catalog_interrupted(m->dst, &ir, &ni, e);
+        r = catalog_interrupted(m->dst, false, &ir, &ni, e);
     if (r)
         goto out;
     const struct run_info *p = NULL;

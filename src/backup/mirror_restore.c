@@ -169,7 +169,7 @@ static int later_runs(struct mr *m, struct err *e)
     size_t ni = 0;
     int r = catalog_list(m->dst, false, &v, &n, e);
     if (!r)
-        r = catalog_interrupted(m->dst, &ir, &ni, e);
+        r = catalog_interrupted(m->dst, true, &ir, &ni, e);
     if (!r && !(m->later = calloc(n + ni + 1, sizeof(*m->later))))
         r = err_set(e, ERR_NOMEM, "out of memory");
     /* both sorted: merge them */

@@ -7,6 +7,7 @@
 
 #include "backup/catalog.h"
 #include "backup/lock.h"
+#include "backup/vmerge.h"
 #include "core/log.h"
 #include "core/timefmt.h"
 #include "storage/storage.h"
@@ -92,8 +93,9 @@ static int forget_versions(struct storage *dst, const char *oldest, bool dry_run
                 storage_entry_clear(&ent);
                 break;
             }
-            bool doomed =
-                valid && (p == 0 ? id[RUNID_LEN] == '/' : !strcmp(id + RUNID_LEN, ".started"));
+            bool doomed = valid && (p == 0 ? id[RUNID_LEN] == '/'
+                                           : !strcmp(id + RUNID_LEN, ".started") ||
+                                                 !strcmp(id + RUNID_LEN, ".pruned"));
             if (doomed && dry_run) {
                 log_info("would delete '%s' (no kept run reads it)", ent.key);
             } else if (doomed && (r = remove_key(dst, ent.key, res, e)) != 0) {
@@ -105,6 +107,162 @@ static int forget_versions(struct storage *dst, const char *oldest, bool dry_run
         storage_list_close(ls);
         r = r < 0 ? r : 0;
     }
+    return r;
+}
+
+/* Whether some kept run N has lo <= N < hi (lo NULL: no lower bound). */
+/* A mirror run: runs/<id>.pruned first (its versions/ may still be read by
+ * older kept runs, and restore must keep finding them), then its manifest. */
+static int forget_mirror_run(struct storage *dst, const struct run_info *ri,
+                             struct prune_result *res, struct err *e)
+{
+    char key[64], body[64];
+    catalog_pruned_key(key, sizeof(key), ri->run);
+    int n = snprintf(body, sizeof(body), "{\"run\":\"%s\"}\n", ri->run);
+    int r = storage_put_bytes(dst, key, body, (size_t)n, e);
+    return r ? r : remove_key(dst, ri->manifest_key, res, e);
+}
+
+static bool kept_between(const catalog_runid *kept, size_t nkept, const char *lo, const char *hi)
+{
+    for (size_t i = 0; i < nkept; i++)
+        if ((!lo || strcmp(kept[i], lo) >= 0) && strcmp(kept[i], hi) < 0)
+            return true;
+    return false;
+}
+
+/*
+ * Mirror runs, path by path, for the runs after the oldest kept one: the
+ * restore rule reads versions/<k>/p for kept run N only when k is the first
+ * run after N holding p, i.e. when prev <= N < k with prev the run before k
+ * holding p. Objects no kept run reads are deleted; so are the markers of
+ * interrupted runs left with no object. Interrupted runs after the newest
+ * manifest are left whole: the next backup repairs current/ from them.
+ * Keys to delete are spooled first, then deleted with no listing open.
+ */
+static int compact_versions(struct storage *dst, const struct run_info *v, size_t n,
+                            const struct policy_decision *dec, const char *oldest, bool dry_run,
+                            struct prune_result *res, struct err *e)
+{
+    catalog_runid *ir = NULL, *runs = NULL, *kept = NULL;
+    size_t ni = 0, nruns = 0, nkept = 0, *holders = NULL;
+    uint64_t *left = NULL;
+    struct vmerge *vm = NULL;
+    FILE *spool = NULL;
+    const char *newest_manifest = NULL;
+    int r = catalog_interrupted(dst, true, &ir, &ni, e);
+    if (!r && (!(runs = calloc(n + ni + 1, sizeof(*runs))) ||
+               !(kept = calloc(n + 1, sizeof(*kept))) || !(spool = tmpfile())))
+        r = err_set(e, ERR_NOMEM, "out of memory or no temporary file pruning versions");
+    /* the runs after `oldest`, in id order: manifests and markers merged */
+    for (size_t a = 0, b = 0; !r && (a < n || b < ni);) {
+        const char *id;
+        if (b >= ni || (a < n && strcmp(v[a].run, ir[b]) < 0)) {
+            if (v[a].mode != MANIFEST_MIRROR) {
+                a++;
+                continue;
+            }
+            newest_manifest = v[a].run;
+            if (dec[a].keep)
+                memcpy(kept[nkept++], v[a].run, RUNID_LEN + 1);
+            id = v[a++].run;
+        } else {
+            id = ir[b++];
+        }
+        /* a forgotten run is both in v and marked .pruned: once */
+        if (strcmp(id, oldest) > 0 && (!nruns || strcmp(runs[nruns - 1], id) != 0))
+            memcpy(runs[nruns++], id, RUNID_LEN + 1);
+    }
+    if (!r && nruns &&
+        (!(holders = calloc(nruns, sizeof(*holders))) || !(left = calloc(nruns, sizeof(*left)))))
+        r = err_set(e, ERR_NOMEM, "out of memory pruning versions");
+    if (!r)
+        r = vmerge_open(dst, runs, nruns, &vm, e);
+    char *next = NULL;
+    const char *path;
+    size_t idx;
+    uint64_t size;
+    while (!r) {
+        int x = vmerge_seek(vm, next ? next : "", &path, &idx, &size, e);
+        if (x <= 0) {
+            r = x;
+            break;
+        }
+        size_t h = vmerge_holders(vm, path, holders);
+        for (size_t i = 0; i < h && !r; i++) {
+            const char *k = runs[holders[i]];
+            const char *prev = i ? runs[holders[i - 1]] : NULL;
+            bool repair = newest_manifest && strcmp(k, newest_manifest) > 0;
+            if (repair || !newest_manifest || kept_between(kept, nkept, prev, k)) {
+                left[holders[i]]++;
+                continue;
+            }
+            char head[RUNID_LEN + 16];
+            snprintf(head, sizeof(head), "versions/%s/", k);
+            uint32_t len = (uint32_t)(strlen(head) + strlen(path));
+            if (fwrite(&len, sizeof(len), 1, spool) != 1 || fputs(head, spool) == EOF ||
+                fputs(path, spool) == EOF)
+                r = err_set(e, ERR_IO, "cannot write the list of versions to delete");
+        }
+        size_t pl = strlen(path);
+        char *nx = malloc(pl + 2);
+        if (!nx) {
+            r = err_set(e, ERR_NOMEM, "out of memory pruning versions");
+            break;
+        }
+        memcpy(nx, path, pl);
+        nx[pl] = '\x01'; /* the smallest key after path */
+        nx[pl + 1] = '\0';
+        free(next);
+        next = nx;
+    }
+    free(next);
+    vmerge_close(vm);
+    vm = NULL;
+    if (!r && (fflush(spool) != 0 || fseek(spool, 0, SEEK_SET) != 0))
+        r = err_set(e, ERR_IO, "cannot read back the list of versions to delete");
+    uint32_t len;
+    while (!r && fread(&len, sizeof(len), 1, spool) == 1) {
+        char *key = malloc((size_t)len + 1);
+        if (!key || fread(key, 1, len, spool) != len) {
+            free(key);
+            r = err_set(e, ERR_IO, "cannot read back the list of versions to delete");
+            break;
+        }
+        key[len] = '\0';
+        if (dry_run)
+            log_info("would delete '%s' (no kept run reads it)", key);
+        else
+            r = remove_key(dst, key, res, e);
+        free(key);
+    }
+    /* markers of runs without a manifest (interrupted before the newest
+     * manifest, or forgotten) whose versions/ are now empty */
+    for (size_t i = 0; !r && i < nruns; i++) {
+        bool marked = false;
+        for (size_t j = 0; j < ni; j++)
+            marked |= !strcmp(ir[j], runs[i]);
+        if (!marked || left[i] || !newest_manifest || strcmp(runs[i], newest_manifest) > 0)
+            continue;
+        char key[64];
+        for (int kind = 0; kind < 2 && !r; kind++) {
+            if (kind == 0)
+                catalog_marker_key(key, sizeof(key), runs[i]);
+            else
+                catalog_pruned_key(key, sizeof(key), runs[i]);
+            if (dry_run)
+                log_info("would delete '%s' if present (nothing of that run is needed)", key);
+            else
+                r = remove_key(dst, key, res, e);
+        }
+    }
+    if (spool)
+        fclose(spool);
+    free(ir);
+    free(runs);
+    free(kept);
+    free(holders);
+    free(left);
     return r;
 }
 
@@ -192,7 +350,7 @@ int prune_run(struct storage *dst, const struct prune_opts *o, struct prune_resu
         if (!o->dry_run && v[i].mode == MANIFEST_ARCHIVE)
             r = forget_archive_run(dst, &v[i], res, e);
         else if (!o->dry_run)
-            r = remove_key(dst, v[i].manifest_key, res, e);
+            r = forget_mirror_run(dst, &v[i], res, e);
     }
     if (!r)
         r = forget_orphans(dst, v, n, o->dry_run, res, e);
@@ -206,6 +364,8 @@ int prune_run(struct storage *dst, const struct prune_opts *o, struct prune_resu
     }
     if (!r && mirror)
         r = forget_versions(dst, oldest, o->dry_run, res, e);
+    if (!r && oldest)
+        r = compact_versions(dst, v, n, dec, oldest, o->dry_run, res, e);
     backup_lock_release(lock);
     free(v);
     free(pr);

@@ -107,3 +107,12 @@ int vmerge_seek(struct vmerge *m, const char *key, const char **path, size_t *ru
     *size = m->s[bi].head.size;
     return 1;
 }
+
+size_t vmerge_holders(struct vmerge *m, const char *path, size_t *idx)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < m->n; i++)
+        if (key_of(&m->s[i]) && !strcmp(key_of(&m->s[i]), path))
+            idx[k++] = i;
+    return k;
+}

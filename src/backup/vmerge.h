@@ -26,6 +26,9 @@ int vmerge_open(struct storage *dst, const catalog_runid *runs, size_t n, struct
  * when no such path is left; or a negative error. Keys must not go back. */
 int vmerge_seek(struct vmerge *m, const char *key, const char **path, size_t *run, uint64_t *size,
                 struct err *e);
+/* After vmerge_seek returned path: the indices of every run holding it, in
+ * increasing order, into idx (room for n runs); returns how many. */
+size_t vmerge_holders(struct vmerge *m, const char *path, size_t *idx);
 void vmerge_close(struct vmerge *m);
 
 #endif

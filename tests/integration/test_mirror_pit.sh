@@ -12,6 +12,8 @@
 #  - verify finds a damaged object (exit 14), restore refuses it (exit 14);
 #  - an empty source and --max-delete are refused (exit 11) with nothing
 #    deleted; prune keeps the kept runs restorable and drops old versions/;
+#  - prune path by path: with kept runs spread out (--keep-daily), exactly
+#    the objects of versions/ that kept runs read are left;
 #  - a missing object fails verify (exit 14);
 #  - SIGTERM during a 500 MiB mirror backup to S3 stops it within 5 s with
 #    no manifest, no multipart upload, no lock; the earlier run restores.
@@ -173,6 +175,48 @@ assert_rc 11 "--max-delete 2 with 3 deletions"
 arca_run backup --mode mirror --max-delete 3 "$SRC" "$L"
 assert_rc 0 "--max-delete 3 with 3 deletions"
 [ ! -e "$L/current/a" ] || fail "a deleted file stayed in current/"
+
+# --- prune, path by path ----------------------------------------------------------
+# Seven runs, two a day (start times rewritten in the manifests); f changes
+# every run, g in run 4. --keep-daily keeps runs 2, 4, 6, 7: of versions/
+# only what they read stays (run 3's f, run 4's g, run 5's f, run 7's f).
+PS=$IT_TMP/psrc
+PD=$IT_TMP/pdst
+mkdir -p "$PS"
+printf 'g0\n' > "$PS/g"
+for n in 1 2 3 4 5 6 7; do
+    printf 'v%d\n' $n > "$PS/f"
+    [ $n != 4 ] || printf 'g4\n' > "$PS/g"
+    arca_run backup --mode mirror "$PS" "$PD"
+    assert_rc 0 "prune case: run $n"
+    cp -a "$PS" "$IT_TMP/pst$n"
+done
+mapfile -t runs < <(arca runs --json "$PD" | jq -r .run)
+now=$(date -u +%s)
+for i in 0 1 2 3 4 5 6; do
+    t=$(date -u -d "@$((now - (4 - i / 2) * 86400 - 3600 + i * 60))" +%Y-%m-%dT%H:%M:%S.000Z)
+    f=$PD/runs/${runs[$i]}.manifest.jsonl.zst
+    zstd -dc "$f" | jq -c --arg t "$t" 'if .type == "header" then .started = $t else . end' |
+        zstd -q > "$f.new" && mv "$f.new" "$f"
+done
+arca_run prune "$PD" --keep-daily 10 --keep-min 1
+assert_rc 0 "prune --keep-daily"
+(cd "$PD/versions" && find . -type f | LC_ALL=C sort) > "$IT_TMP/vleft"
+printf './%s/f\n./%s/g\n./%s/f\n./%s/f\n' "${runs[2]}" "${runs[3]}" "${runs[4]}" "${runs[6]}" |
+    LC_ALL=C sort > "$IT_TMP/vwant"
+cmp -s "$IT_TMP/vleft" "$IT_TMP/vwant" || {
+    diff "$IT_TMP/vwant" "$IT_TMP/vleft" >&2
+    fail "prune left other versions than the kept runs read"
+}
+for i in 1 3 5 6; do
+    rm -rf "$IT_TMP/r"
+    arca_run restore "$PD" "$IT_TMP/r" --run "${runs[$i]}"
+    assert_rc 0 "restore kept run $((i + 1)) after prune"
+    assert_same_tree "$IT_TMP/r" "$IT_TMP/pst$((i + 1))" "kept run $((i + 1)) after prune"
+done
+arca_run backup --mode mirror --json "$PS" "$PD"
+assert_rc 0 "a run after prune"
+assert_summary files_transferred 0
 
 # --- S3 -------------------------------------------------------------------------
 P=$(it_prefix)
