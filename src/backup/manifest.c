@@ -12,6 +12,7 @@
  * manifest arca writes is always one arca reads back.
  */
 #include "backup/manifest.h"
+#include "core/buf.h"
 
 #include "core/timefmt.h"
 #include "core/utf8.h"
@@ -158,7 +159,8 @@ struct manifest_writer {
     manifest_sink_fn sink;
     void *ctx;
     enum writer_state state;
-    char *last; /* the previous entry's path, for the order check */
+    struct buf line; /* an entry being formatted (the common case, without jansson) */
+    char *last;      /* the previous entry's path, for the order check */
     size_t last_len;
     bool have_last;
 };
@@ -169,6 +171,7 @@ struct manifest_writer *manifest_writer_new(manifest_sink_fn sink, void *ctx)
     if (w) {
         w->sink = sink;
         w->ctx = ctx;
+        buf_init(&w->line, 0);
     }
     return w;
 }
@@ -177,6 +180,7 @@ void manifest_writer_free(struct manifest_writer *w)
 {
     if (!w)
         return;
+    buf_release(&w->line);
     free(w->last);
     free(w);
 }
@@ -301,6 +305,102 @@ static int entry_check(struct manifest_writer *w, const struct manifest_entry *e
     return 0;
 }
 
+/* A JSON string of valid UTF-8 bytes, escaped as jansson does (", \\ and
+ * control characters; everything else as is). */
+static int json_str(struct buf *b, const char *p, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    int r = buf_append(b, "\"", 1);
+    size_t run = 0;
+    for (size_t i = 0; i < n && !r; i++) {
+        unsigned char c = (unsigned char)p[i];
+        if (c >= 0x20 && c != '"' && c != '\\')
+            continue;
+        r = buf_append(b, p + run, i - run);
+        run = i + 1;
+        char esc[7] = {'\\', 0, 0, 0, 0, 0, 0};
+        size_t el = 2;
+        switch (c) {
+        case '"':
+            esc[1] = '"';
+            break;
+        case '\\':
+            esc[1] = '\\';
+            break;
+        case '\n':
+            esc[1] = 'n';
+            break;
+        case '\t':
+            esc[1] = 't';
+            break;
+        case '\r':
+            esc[1] = 'r';
+            break;
+        case '\b':
+            esc[1] = 'b';
+            break;
+        case '\f':
+            esc[1] = 'f';
+            break;
+        default:
+            memcpy(esc + 1, "u00", 3);
+            esc[4] = hex[c >> 4];
+            esc[5] = hex[c & 15];
+            el = 6;
+        }
+        if (!r)
+            r = buf_append(b, esc, el);
+    }
+    if (!r)
+        r = buf_append(b, p + run, n - run);
+    return r ? r : buf_append(b, "\"", 1);
+}
+
+/* ,"key":"..." or ,"key_b64":"..." (as put_bytes). */
+static int json_bytes_field(struct buf *b, const char *key, const char *p, size_t n)
+{
+    if (utf8_valid(p, n)) {
+        int r = buf_printf(b, ",\"%s\":", key);
+        return r ? r : json_str(b, p, n);
+    }
+    size_t cap = 4 * ((n + 2) / 3) + 1;
+    char *enc = malloc(cap);
+    if (!enc)
+        return ERR_NOMEM;
+    base64_encode((const unsigned char *)p, n, enc, cap);
+    int r = buf_printf(b, ",\"%s_b64\":\"%s\"", key, enc);
+    free(enc);
+    return r;
+}
+
+/* An entry without an error as one line, the fields in the order the jansson
+ * path writes them. */
+static int entry_line(struct buf *b, const struct manifest_entry *ent)
+{
+    bool link = ent->type == MANIFEST_SYMLINK;
+    int r = buf_printf(b, "{\"type\":\"%s\"", link ? "symlink" : "file");
+    if (!r)
+        r = json_bytes_field(b, "path", ent->path, ent->path_len);
+    if (!r)
+        r = buf_printf(b, ",\"size\":%" PRIu64, link ? (uint64_t)0 : ent->size);
+    if (!r && ent->mtime_ns != INT64_MIN)
+        r = buf_printf(b, ",\"mtime_ns\":%" PRId64, ent->mtime_ns);
+    if (!r && ent->has_listed_mtime)
+        r = buf_printf(b, ",\"listed_mtime_ns\":%" PRId64, ent->listed_mtime_ns);
+    if (!r && (ent->mode & 07777))
+        r = buf_printf(b, ",\"mode\":%u", (unsigned)(ent->mode & 07777));
+    if (!r && link)
+        r = json_bytes_field(b, "target", ent->target ? ent->target : "",
+                             ent->target ? ent->target_len : 0);
+    if (!r && !link && ent->sha256[0])
+        r = buf_printf(b, ",\"sha256\":\"%s\"", ent->sha256);
+    if (!r && ent->stored_current)
+        r = buf_puts(b, ",\"stored\":\"current\"");
+    if (!r && ent->offset >= 0)
+        r = buf_printf(b, ",\"offset\":%" PRId64, ent->offset);
+    return r ? r : buf_append(b, "}\n", 2);
+}
+
 int manifest_write_entry(struct manifest_writer *w, const struct manifest_entry *ent, struct err *e)
 {
     int r = entry_check(w, ent, e);
@@ -315,6 +415,12 @@ int manifest_write_entry(struct manifest_writer *w, const struct manifest_entry 
     w->last_len = ent->path_len;
     w->have_last = true;
 
+    if (!ent->err_code) {
+        buf_reset(&w->line);
+        if (entry_line(&w->line, ent) != 0)
+            return err_set(e, ERR_NOMEM, "out of memory writing a manifest");
+        return w->sink(w->ctx, w->line.data, w->line.len, e);
+    }
     struct obj b = {json_object(), false};
     put(&b, "type", json_string(ent->type == MANIFEST_SYMLINK ? "symlink" : "file"));
     put_bytes(&b, "path", ent->path, ent->path_len);
@@ -394,6 +500,8 @@ struct manifest_reader {
     char *last; /* the previous entry's path, for the order check */
     size_t last_len;
     bool have_last;
+    char *fp_tmp; /* fast_parse's string buffer */
+    size_t fp_cap;
 };
 
 struct manifest_reader *manifest_reader_new(manifest_read_fn fn, void *ctx, const char *name)
@@ -420,6 +528,7 @@ void manifest_reader_free(struct manifest_reader *r)
     free(r->name);
     free(r->buf);
     free(r->last);
+    free(r->fp_tmp);
     free(r);
 }
 
@@ -488,6 +597,172 @@ static int next_line(struct manifest_reader *r, char **line, size_t *n, struct e
 }
 
 /* The next line as a JSON object; end of data is "truncated". */
+/*
+ * A fast path for the lines arca writes: objects (nested once) of strings
+ * with simple escapes and integers, built straight into jansson values.
+ * Anything else - \\u escapes, other value kinds, duplicate keys, numbers
+ * that are not plain integers, any syntax error - returns NULL, and jansson
+ * parses the line itself (and reports what is wrong with it).
+ */
+struct fp {
+    const char *p, *end;
+    char *tmp; /* decoded string, cap bytes */
+    size_t cap;
+};
+
+static void fp_ws(struct fp *f)
+{
+    while (f->p < f->end && (*f->p == ' ' || *f->p == '\t' || *f->p == '\n' || *f->p == '\r'))
+        f->p++;
+}
+
+static json_t *fp_string(struct fp *f)
+{
+    if (f->p >= f->end || *f->p != '"')
+        return NULL;
+    f->p++;
+    size_t len = 0;
+    while (f->p < f->end && *f->p != '"') {
+        unsigned char c = (unsigned char)*f->p++;
+        if (c < 0x20)
+            return NULL;
+        if (c == '\\') {
+            if (f->p >= f->end)
+                return NULL;
+            switch (*f->p++) {
+            case '"':
+                c = '"';
+                break;
+            case '\\':
+                c = '\\';
+                break;
+            case '/':
+                c = '/';
+                break;
+            case 'b':
+                c = '\b';
+                break;
+            case 'f':
+                c = '\f';
+                break;
+            case 'n':
+                c = '\n';
+                break;
+            case 'r':
+                c = '\r';
+                break;
+            case 't':
+                c = '\t';
+                break;
+            default:
+                return NULL; /* \\u and errors: jansson's job */
+            }
+        }
+        if (len == f->cap)
+            return NULL;
+        f->tmp[len++] = (char)c;
+    }
+    if (f->p >= f->end)
+        return NULL;
+    f->p++;
+    return json_stringn(f->tmp, len); /* NULL for invalid UTF-8 */
+}
+
+static json_t *fp_integer(struct fp *f)
+{
+    bool neg = f->p < f->end && *f->p == '-';
+    if (neg)
+        f->p++;
+    const char *d = f->p;
+    uint64_t v = 0;
+    while (f->p < f->end && *f->p >= '0' && *f->p <= '9') {
+        unsigned dig = (unsigned)(*f->p++ - '0');
+        if (v > ((uint64_t)INT64_MAX - dig) / 10)
+            return NULL; /* out of range: jansson says so */
+        v = v * 10 + dig;
+    }
+    size_t nd = (size_t)(f->p - d);
+    if (nd == 0 || (nd > 1 && *d == '0'))
+        return NULL;
+    if (f->p < f->end && (*f->p == '.' || *f->p == 'e' || *f->p == 'E'))
+        return NULL;
+    return json_integer(neg ? -(json_int_t)v : (json_int_t)v);
+}
+
+static json_t *fp_object(struct fp *f, int depth)
+{
+    if (f->p >= f->end || *f->p != '{' || depth > 2)
+        return NULL;
+    f->p++;
+    json_t *o = json_object();
+    if (!o)
+        return NULL;
+    fp_ws(f);
+    if (f->p < f->end && *f->p == '}') {
+        f->p++;
+        return o;
+    }
+    for (;;) {
+        fp_ws(f);
+        json_t *k = fp_string(f);
+        if (!k)
+            goto fail;
+        fp_ws(f);
+        json_t *v = NULL;
+        if (f->p < f->end && *f->p == ':') {
+            f->p++;
+            fp_ws(f);
+            if (f->p < f->end && *f->p == '"')
+                v = fp_string(f);
+            else if (f->p < f->end && *f->p == '{')
+                v = fp_object(f, depth + 1);
+            else
+                v = fp_integer(f);
+        }
+        const char *key = json_string_value(k);
+        bool ok = v && strlen(key) == json_string_length(k) && !json_object_get(o, key) &&
+                  json_object_set_new(o, key, v) == 0;
+        if (!ok && v)
+            json_decref(v);
+        json_decref(k);
+        if (!ok)
+            goto fail;
+        fp_ws(f);
+        if (f->p < f->end && *f->p == ',') {
+            f->p++;
+            continue;
+        }
+        if (f->p < f->end && *f->p == '}') {
+            f->p++;
+            return o;
+        }
+        goto fail;
+    }
+fail:
+    json_decref(o);
+    return NULL;
+}
+
+static json_t *fast_parse(struct manifest_reader *r, const char *line, size_t n)
+{
+    if (r->fp_cap < n) {
+        char *nb = realloc(r->fp_tmp, n);
+        if (!nb)
+            return NULL;
+        r->fp_tmp = nb;
+        r->fp_cap = n;
+    }
+    struct fp f = {line, line + n, r->fp_tmp, r->fp_cap};
+    fp_ws(&f);
+    json_t *o = fp_object(&f, 1);
+    fp_ws(&f);
+    if (o && f.p != f.end) {
+        json_decref(o);
+        o = NULL;
+    }
+    return o;
+}
+
 static int parse_line(struct manifest_reader *r, json_t **out, struct err *e)
 {
     char *line;
@@ -503,9 +778,9 @@ static int parse_line(struct manifest_reader *r, json_t **out, struct err *e)
                        "manifest was cut short",
                        r->name, r->line_no);
     }
+    json_t *o = fast_parse(r, line, n);
     json_error_t je;
-    json_t *o = json_loadb(line, n, JSON_REJECT_DUPLICATES, &je);
-    if (!o)
+    if (!o && !(o = json_loadb(line, n, JSON_REJECT_DUPLICATES, &je)))
         return bad(r, e, "not valid JSON (%s at column %d)", je.text, je.column);
     if (!json_is_object(o)) {
         json_decref(o);

@@ -487,7 +487,8 @@ static void slot_push(struct mir *m, struct slot *s)
     if (s->work == WORK_NONE)
         s->done = true;
     m->count++;
-    pthread_cond_signal(&m->cond_work);
+    if (s->work != WORK_NONE) /* waking workers for nothing costs a context switch per path */
+        pthread_cond_signal(&m->cond_work);
     pthread_mutex_unlock(&m->lock);
 }
 
@@ -894,7 +895,8 @@ static int setup(struct mir *m, struct err *e)
         .size_hint = -1, .mtime_ns = STORAGE_MTIME_UNKNOWN, .content_type = "application/zstd"};
     if ((r = storage_write_open(m->dst, key, &wo, &m->w_manifest, e)) != 0)
         return r;
-    struct filter *parts[] = {filter_compress_new(COMPRESS_ZSTD, 0, 0),
+    /* level 1: a manifest is mostly hashes, which no level shrinks */
+    struct filter *parts[] = {filter_compress_new(COMPRESS_ZSTD, 1, 0),
                               filter_sink_new(sink_storage, m->w_manifest)};
     m->mchain = filter_chain(parts, 2);
     m->mw = manifest_writer_new(manifest_sink, m);

@@ -231,7 +231,7 @@ int cli_cmd_prune(struct cli *c)
         return cli_fail(c, &e);
     struct prune_out po = {.c = c};
     cli_output_init(c, &po.inner);
-    struct event_emitter em = {prune_sink, &po};
+    struct event_emitter em = {prune_sink, &po, 0};
     struct prune_opts o = {.policy = c->policy, .dry_run = c->dry_run, .events = &em};
     struct prune_result res;
     int r = prune_run(dst, &o, &res, &e);

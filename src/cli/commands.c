@@ -27,7 +27,7 @@ int cli_fail(struct cli *c, const struct err *e)
                                   .status = EVENT_STATUS_FAILED,
                                   .error_code = e->code,
                                   .error = e->msg};
-        struct event_emitter em = {event_sink_stdout, NULL};
+        struct event_emitter em = {event_sink_stdout, NULL, 0};
         event_emit_summary(&em, &s);
     }
     log_error("%s", e->msg);

@@ -158,6 +158,16 @@ void cli_output_init(struct cli *c, struct event_emitter *em)
     out_tty = isatty(STDERR_FILENO);
     em->sink = c->json ? event_sink_stdout : human_sink;
     em->ctx = NULL;
+    em->file_actions = 0;
+    if (!c->json && c->verbose < 2) {
+        /* what render_file shows */
+        em->file_actions = 1u << EVENT_ACTION_FAILED | 1u << EVENT_ACTION_DIFFER |
+                           1u << EVENT_ACTION_MISSING_DST | 1u << EVENT_ACTION_MISSING_SRC |
+                           1u << EVENT_ACTION_SKIPPED;
+        if (c->verbose >= 1 || c->dry_run)
+            em->file_actions |=
+                1u << EVENT_ACTION_COPIED | 1u << EVENT_ACTION_UPDATED | 1u << EVENT_ACTION_DELETED;
+    }
 }
 
 void cli_output_finish(void)

@@ -175,7 +175,7 @@ void event_emit_progress(const struct event_emitter *em, const struct event_prog
 
 void event_emit_file(const struct event_emitter *em, const struct event_file *f)
 {
-    if (em && em->sink)
+    if (em && em->sink && (!em->file_actions || (em->file_actions & (1u << f->action))))
         emit(em, event_file_json(f));
 }
 

@@ -94,6 +94,10 @@ typedef void (*event_sink_fn)(const char *json_line, void *ctx);
 struct event_emitter {
     event_sink_fn sink; /* NULL: events are dropped */
     void *ctx;
+    /* 0: every file event; else only those whose action's bit
+     * (1u << action) is set, so a sink that shows few of them is not given
+     * (and no one formats) one per unchanged file */
+    unsigned file_actions;
 };
 
 /* Build the JSON line (without newline) of an event into a malloc'ed

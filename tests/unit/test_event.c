@@ -528,7 +528,7 @@ static void test_emitters(void **state)
 {
     (void)state;
     struct captured c = {0};
-    struct event_emitter em = {capture_sink, &c};
+    struct event_emitter em = {capture_sink, &c, 0};
     struct event_progress p = {.bytes_total = -1, .files_total = -1, .eta_seconds = -1};
     struct event_file f = {.path = "x", .action = EVENT_ACTION_DELETED, .size = 5};
     struct event_summary s = {.command = "check", .status = EVENT_STATUS_DIFFERENCES};
@@ -553,7 +553,7 @@ static void test_emitters(void **state)
     json_decref(o);
 
     /* no sink, no emitter: dropped quietly */
-    struct event_emitter none = {NULL, NULL};
+    struct event_emitter none = {NULL, NULL, 0};
     event_emit_progress(&none, &p);
     event_emit_file(&none, &f);
     event_emit_summary(&none, &s);

@@ -667,6 +667,48 @@ static void test_bad_input(void **state)
 
 /* Lines up to MANIFEST_LINE_MAX bytes are read, longer ones refused, and a
  * 2 MiB line never makes the reader hold more than about two lines. */
+/* The reader's fast path (the lines arca writes) and jansson, which takes
+ * every other line, agree: what one refuses the other never accepts. */
+static void test_fast_path_edges(void **state)
+{
+    (void)state;
+    struct err e;
+    static const char *const good[] = {
+        HDR ENT("a") TRL,
+        HDR " { \"type\" : \"file\" ,\t\"path\":\"a\", \"size\" : 1 , " SHA " } \n" TRL,
+        HDR "{\"type\":\"file\",\"path\":\"\\u0061\",\"size\":1," SHA "}\n" TRL,
+        HDR "{\"type\":\"file\",\"path\":\"a\\/b\\n\",\"size\":1," SHA "}\n" TRL,
+        HDR ENTX("\"size\":9223372036854775807," SHA) TRL,
+        HDR ENTX("\"size\":0,\"mtime_ns\":-1795348366613485955," SHA) TRL,
+        HDR ENTX("\"size\":1,\"x\":{\"y\":\"z\"},\"z\":[1,2.5,true,null]," SHA) TRL,
+    };
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        int rc = read_all(good[i], strlen(good[i]), &e);
+        if (rc)
+            fail_msg("good input %zu refused: %s", i, e.msg);
+    }
+    static const char *const bad[] = {
+        HDR ENTX("\"size\":1,\"size\":1," SHA) TRL,
+        HDR ENTX("\"size\":01," SHA) TRL,
+        HDR ENTX("\"size\":9223372036854775808," SHA) TRL,
+        HDR ENTX("\"size\":1.0," SHA) TRL,
+        HDR ENTX("\"size\":-," SHA) TRL,
+        HDR ENTX("\"size\":1,," SHA) TRL,
+        HDR ENTX("\"size\":1," SHA ",") TRL,
+        HDR "{\"type\":\"file\",\"path\":\"a\tb\",\"size\":1," SHA "}\n" TRL,
+        HDR "{\"type\":\"file\",\"path\":\"\xff\",\"size\":1," SHA "}\n" TRL,
+        HDR "{\"type\":\"file\",\"path\":\"a\\x\",\"size\":1," SHA "}\n" TRL,
+        HDR "{\"type\":\"file\",\"path\":\"a\",\"size\":1," SHA "} x\n" TRL,
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        int rc = read_all(bad[i], strlen(bad[i]), &e);
+        if (rc != ERR_CORRUPT)
+            fail_msg("bad input %zu: want ERR_CORRUPT, got %d (%s)", i, rc, e.msg);
+        if (!strstr(e.msg, "line 2"))
+            fail_msg("bad input %zu: the message does not name line 2: %s", i, e.msg);
+    }
+}
+
 static void test_long_lines(void **state)
 {
     (void)state;
@@ -991,7 +1033,7 @@ int main(void)
         cmocka_unit_test(test_python_and_jq),  cmocka_unit_test(test_bad_input),
         cmocka_unit_test(test_long_lines),     cmocka_unit_test(test_io_errors),
         cmocka_unit_test(test_many_entries),   cmocka_unit_test(test_writer_refusals),
-        cmocka_unit_test(test_sha256sums_gnu),
+        cmocka_unit_test(test_sha256sums_gnu), cmocka_unit_test(test_fast_path_edges),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
