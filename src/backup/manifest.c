@@ -360,7 +360,9 @@ static int json_str(struct buf *b, const char *p, size_t n)
 static int json_bytes_field(struct buf *b, const char *key, const char *p, size_t n)
 {
     if (utf8_valid(p, n)) {
-        int r = buf_printf(b, ",\"%s\":", key);
+        int r = buf_append(b, ",\"", 2);
+        r = r ? r : buf_puts(b, key);
+        r = r ? r : buf_append(b, "\":", 2);
         return r ? r : json_str(b, p, n);
     }
     size_t cap = 4 * ((n + 2) / 3) + 1;
@@ -373,31 +375,57 @@ static int json_bytes_field(struct buf *b, const char *key, const char *p, size_
     return r;
 }
 
+/* ,"key":<integer> without printf (a manifest has a few per path). */
+static int int_field(struct buf *b, const char *key, int64_t v)
+{
+    char tmp[48];
+    char *p = tmp + sizeof(tmp);
+    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+    do {
+        *--p = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0)
+        *--p = '-';
+    size_t kl = strlen(key);
+    int r = buf_reserve(b, kl + 4 + (size_t)(tmp + sizeof(tmp) - p));
+    if (!r) {
+        r = buf_append(b, ",\"", 2);
+        r = r ? r : buf_append(b, key, kl);
+        r = r ? r : buf_append(b, "\":", 2);
+        r = r ? r : buf_append(b, p, (size_t)(tmp + sizeof(tmp) - p));
+    }
+    return r;
+}
+
 /* An entry without an error as one line, the fields in the order the jansson
  * path writes them. */
 static int entry_line(struct buf *b, const struct manifest_entry *ent)
 {
     bool link = ent->type == MANIFEST_SYMLINK;
-    int r = buf_printf(b, "{\"type\":\"%s\"", link ? "symlink" : "file");
+    int r = buf_puts(b, link ? "{\"type\":\"symlink\"" : "{\"type\":\"file\"");
     if (!r)
         r = json_bytes_field(b, "path", ent->path, ent->path_len);
     if (!r)
-        r = buf_printf(b, ",\"size\":%" PRIu64, link ? (uint64_t)0 : ent->size);
+        r = int_field(b, "size", link ? 0 : (int64_t)ent->size);
     if (!r && ent->mtime_ns != INT64_MIN)
-        r = buf_printf(b, ",\"mtime_ns\":%" PRId64, ent->mtime_ns);
+        r = int_field(b, "mtime_ns", ent->mtime_ns);
     if (!r && ent->has_listed_mtime)
-        r = buf_printf(b, ",\"listed_mtime_ns\":%" PRId64, ent->listed_mtime_ns);
+        r = int_field(b, "listed_mtime_ns", ent->listed_mtime_ns);
     if (!r && (ent->mode & 07777))
-        r = buf_printf(b, ",\"mode\":%u", (unsigned)(ent->mode & 07777));
+        r = int_field(b, "mode", (int64_t)(ent->mode & 07777));
     if (!r && link)
         r = json_bytes_field(b, "target", ent->target ? ent->target : "",
                              ent->target ? ent->target_len : 0);
-    if (!r && !link && ent->sha256[0])
-        r = buf_printf(b, ",\"sha256\":\"%s\"", ent->sha256);
+    if (!r && !link && ent->sha256[0]) {
+        r = buf_puts(b, ",\"sha256\":\"");
+        r = r ? r : buf_append(b, ent->sha256, 64);
+        r = r ? r : buf_append(b, "\"", 1);
+    }
     if (!r && ent->stored_current)
         r = buf_puts(b, ",\"stored\":\"current\"");
     if (!r && ent->offset >= 0)
-        r = buf_printf(b, ",\"offset\":%" PRId64, ent->offset);
+        r = int_field(b, "offset", ent->offset);
     return r ? r : buf_append(b, "}\n", 2);
 }
 

@@ -29,6 +29,7 @@
 #include "backup/catalog.h"
 #include "backup/manifest.h"
 #include "backup/vmerge.h"
+#include "core/ahead.h"
 #include "core/cancel.h"
 #include "core/first_error.h"
 #include "core/log.h"
@@ -105,9 +106,15 @@ struct mir {
     struct storage_list *cur; /* repair: the current/ listing */
     struct storage_entry ce;  /* its head (key without "current/") */
 
-    /* the listing's skipped parts */
+    /* the listing's skipped parts (under lock: the listing runs ahead on
+     * its own thread) */
     char **skipped;
     size_t nskipped;
+
+    /* the source listing and the previous manifest, each read ahead on a
+     * thread of its own */
+    struct storage_list *src_ls;
+    struct ahead *src_ahead, *prev_ahead;
 
     FILE *spool;
     uint64_t deletions, src_listed;
@@ -168,27 +175,33 @@ static int on_list_error(void *ctx, const char *key, const struct err *why)
     atomic_fetch_add(&m->list_errors, 1);
     emit(m, key, EVENT_ACTION_FAILED, -1, NULL, why->code, why->msg);
     log_warn("%s; what the destination has below it is kept", why->msg);
+    int r = 0;
+    pthread_mutex_lock(&m->lock);
     char **nv = realloc(m->skipped, (m->nskipped + 1) * sizeof(*nv));
-    if (!nv || !(nv[m->nskipped] = strdup(key))) {
-        if (nv)
-            m->skipped = nv;
-        return ERR_NOMEM;
-    }
-    m->skipped = nv;
-    m->nskipped++;
-    return 0;
+    if (nv)
+        m->skipped = nv;
+    if (!nv || !(nv[m->nskipped] = strdup(key)))
+        r = ERR_NOMEM;
+    else
+        m->nskipped++;
+    pthread_mutex_unlock(&m->lock);
+    return r;
 }
 
-/* Whether the listing skipped path (itself, or a directory above it). */
-static bool under_skipped(const struct mir *m, const char *path)
+/* Whether the listing skipped path (itself, or a directory above it). The
+ * listing reports a skipped part before it yields any later path, so by
+ * the time the merge is past path, the answer is known. */
+static bool under_skipped(struct mir *m, const char *path)
 {
-    for (size_t i = 0; i < m->nskipped; i++) {
+    bool hit = false;
+    pthread_mutex_lock(&m->lock);
+    for (size_t i = 0; i < m->nskipped && !hit; i++) {
         const char *k = m->skipped[i];
         size_t n = strlen(k);
-        if (!strcmp(k, path) || (n && k[n - 1] == '/' && !strncmp(k, path, n)))
-            return true;
+        hit = !strcmp(k, path) || (n && k[n - 1] == '/' && !strncmp(k, path, n));
     }
-    return false;
+    pthread_mutex_unlock(&m->lock);
+    return hit;
 }
 
 /* ---- destination keys ---------------------------------------------------- */
@@ -515,26 +528,41 @@ static int drain(struct mir *m, struct err *e)
 
 /* ---- the merge ------------------------------------------------------------ */
 
+/* The previous manifest's entries, on the read-ahead thread. */
+static int prev_produce(void *ctx, void *item, struct err *e)
+{
+    struct mir *m = ctx;
+    struct manifest_trailer_owned t;
+    memset(&t, 0, sizeof(t));
+    int r = manifest_read_next(m->prev.reader, item, &t, e);
+    manifest_trailer_owned_clear(&t);
+    if (r == 1 || r < 0)
+        return r;
+    return r == 2 ? 0 : err_set(e, ERR_INTERNAL, "manifest reader answered %d", r);
+}
+
+static void entry_free(void *item)
+{
+    manifest_entry_clear(item);
+}
+
 static int prev_next(struct mir *m, struct err *e)
 {
     manifest_entry_clear(&m->pm);
     m->pm_valid = false;
-    if (!m->have_prev)
+    if (!m->prev_ahead)
         return 0;
-    struct manifest_trailer_owned t;
-    memset(&t, 0, sizeof(t));
-    int r = manifest_read_next(m->prev.reader, &m->pm, &t, e);
-    manifest_trailer_owned_clear(&t);
+    int r = ahead_next(m->prev_ahead, &m->pm, e);
     if (r == 1) {
         m->pm_valid = true;
         m->prev_entries++;
         return 0;
     }
-    if (r == 2) {
+    if (r == 0) {
+        manifest_entry_clear(&m->pm);
         m->have_prev = false;
-        return 0;
     }
-    return r < 0 ? r : err_set(e, ERR_INTERNAL, "manifest reader answered %d", r);
+    return r;
 }
 
 static int cur_next(struct mir *m, struct err *e)
@@ -717,35 +745,53 @@ static void set_current(struct mir *m, const char *key)
     pthread_mutex_unlock(&m->lock);
 }
 
-/* The next file or symlink of the source listing: 1, 0 at its end, or an
- * error. */
-static int src_next(struct mir *m, struct storage_list *ls, struct storage_entry *s, struct err *e)
+/* The next file or symlink of the source listing, on the read-ahead
+ * thread: 1, 0 at its end, or an error. */
+static int src_produce(void *ctx, void *item, struct err *e)
 {
+    struct mir *m = ctx;
+    struct storage_entry *s = item;
     for (;;) {
-        int x = storage_list_next(ls, s, e);
+        int x = storage_list_next(m->src_ls, s, e);
         if (x <= 0)
             return x;
-        m->src_listed++;
+        m->src_listed++; /* read by the main thread once the listing ended */
         if (s->type == STORAGE_TYPE_FILE || s->type == STORAGE_TYPE_SYMLINK)
             return 1;
         storage_entry_clear(s);
     }
 }
 
+static void storage_entry_free(void *item)
+{
+    storage_entry_clear(item);
+}
+
+#define AHEAD_BATCH 256
+#define AHEAD_BATCHES 8
+
 static int merge(struct mir *m, struct err *e)
 {
-    struct storage_list *ls;
     struct storage_entry s;
     memset(&s, 0, sizeof(s));
-    int r = storage_list_open(m->src, "", &ls, e);
+    int r = storage_list_open(m->src, "", &m->src_ls, e);
     if (r)
         return r;
+    m->src_ahead = ahead_start(src_produce, storage_entry_free, m, sizeof(struct storage_entry),
+                               AHEAD_BATCH, AHEAD_BATCHES);
+    if (m->have_prev)
+        m->prev_ahead = ahead_start(prev_produce, entry_free, m, sizeof(struct manifest_entry),
+                                    AHEAD_BATCH, AHEAD_BATCHES);
+    if (!m->src_ahead || (m->have_prev && !m->prev_ahead)) {
+        r = err_set(e, ERR_NOMEM, "cannot start the threads that read ahead");
+        goto out;
+    }
     bool s_ok = false, s_end = false;
     if ((r = prev_next(m, e)) != 0 || (r = cur_next(m, e)) != 0)
         goto out;
     for (;;) {
         if (!s_ok && !s_end) {
-            int x = src_next(m, ls, &s, e);
+            int x = ahead_next(m->src_ahead, &s, e);
             if (x < 0) {
                 r = x;
                 goto out;
@@ -781,7 +827,11 @@ static int merge(struct mir *m, struct err *e)
     }
 out:
     storage_entry_clear(&s);
-    storage_list_close(ls);
+    ahead_stop(m->src_ahead);
+    ahead_stop(m->prev_ahead);
+    m->src_ahead = m->prev_ahead = NULL;
+    storage_list_close(m->src_ls);
+    m->src_ls = NULL;
     return r;
 }
 
