@@ -4,6 +4,7 @@
 #include <openssl/evp.h>
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -25,6 +26,8 @@ struct async_hash {
     size_t block;
     bool done; /* no more input */
     bool failed;
+    bool started; /* the worker runs; before, bytes are hashed inline */
+    size_t inline_len;
     unsigned char digest[EVP_MAX_MD_SIZE];
     unsigned int digest_len;
 };
@@ -57,6 +60,11 @@ static void *worker(void *arg)
 /* Free everything but the thread (not started, or joined). */
 static void release(struct async_hash *h)
 {
+    if (!h->started) {
+        EVP_MD_CTX_free(h->ctx);
+        free(h);
+        return;
+    }
     for (int i = 0; h->blocks && i < h->nblocks; i++)
         free(h->blocks[i].data);
     free(h->blocks);
@@ -66,6 +74,10 @@ static void release(struct async_hash *h)
     free(h);
 }
 
+/*
+ * The worker starts only once a stream outgrows one block: a small object
+ * (most of them) is hashed inline, without a thread or buffers.
+ */
 struct async_hash *async_hash_new(enum hash_kind kind, size_t block, int nblocks)
 {
     if (nblocks < 2 || block == 0)
@@ -75,18 +87,38 @@ struct async_hash *async_hash_new(enum hash_kind kind, size_t block, int nblocks
         return NULL;
     h->block = block;
     h->nblocks = nblocks;
-    h->blocks = calloc((size_t)nblocks, sizeof(*h->blocks));
     h->ctx = EVP_MD_CTX_new();
-    bool ok = h->blocks && h->ctx &&
-              EVP_DigestInit_ex(h->ctx, kind == HASH_MD5 ? EVP_md5() : EVP_sha256(), NULL);
-    for (int i = 0; ok && i < nblocks; i++)
-        ok = (h->blocks[i].data = malloc(block)) != NULL;
+    if (!h->ctx || !EVP_DigestInit_ex(h->ctx, kind == HASH_MD5 ? EVP_md5() : EVP_sha256(), NULL)) {
+        EVP_MD_CTX_free(h->ctx);
+        free(h);
+        return NULL;
+    }
+    return h;
+}
+
+/* Start the worker (the inline part is in ctx already). */
+static int start(struct async_hash *h)
+{
+    h->blocks = calloc((size_t)h->nblocks, sizeof(*h->blocks));
+    bool ok = h->blocks != NULL;
+    for (int i = 0; ok && i < h->nblocks; i++)
+        ok = (h->blocks[i].data = malloc(h->block)) != NULL;
     pthread_mutex_init(&h->lock, NULL);
     pthread_cond_init(&h->cond, NULL);
+    h->started = true;
     if (ok && pthread_create(&h->thread, NULL, worker, h) == 0)
-        return h;
-    release(h);
-    return NULL;
+        return 0;
+    /* hash the rest inline, then */
+    for (int i = 0; h->blocks && i < h->nblocks; i++)
+        free(h->blocks[i].data);
+    free(h->blocks);
+    h->blocks = NULL;
+    pthread_mutex_destroy(&h->lock);
+    pthread_cond_destroy(&h->cond);
+    h->started = false;
+    h->inline_len = 0;
+    h->block = SIZE_MAX;
+    return 0;
 }
 
 /* Hand the filled block to the worker and wait for a free one. */
@@ -104,6 +136,17 @@ static void queue_fill(struct async_hash *h)
 
 int async_hash_update(struct async_hash *h, const void *data, size_t len)
 {
+    if (!h->started) {
+        if (len <= h->block - h->inline_len) {
+            h->inline_len += len;
+            if (!EVP_DigestUpdate(h->ctx, data, len))
+                h->failed = true;
+            return h->failed ? ERR_INTERNAL : 0;
+        }
+        start(h);
+        if (!h->started) /* no thread: everything inline */
+            return EVP_DigestUpdate(h->ctx, data, len) ? 0 : ERR_INTERNAL;
+    }
     const char *p = data;
     while (len) {
         struct async_block *b = &h->blocks[h->fill];
@@ -135,7 +178,10 @@ static void stop(struct async_hash *h)
 
 size_t async_hash_final(struct async_hash *h, unsigned char *out, size_t cap)
 {
-    stop(h);
+    if (h->started)
+        stop(h);
+    else if (!EVP_DigestFinal_ex(h->ctx, h->digest, &h->digest_len))
+        h->failed = true;
     size_t n = h->failed || cap < h->digest_len ? 0 : h->digest_len;
     if (n)
         memcpy(out, h->digest, n);

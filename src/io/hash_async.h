@@ -5,8 +5,9 @@
  * MD5 ETag) would otherwise receive, hash and write on one thread, and MD5
  * alone runs at about 0.7 GB/s. async_hash_update() copies the bytes into
  * one of a few blocks and returns; a worker thread hashes full blocks in
- * order. Memory: nblocks x block bytes. Not thread-safe itself: one
- * producer.
+ * order. Memory: nblocks x block bytes. The thread starts only when the
+ * stream outgrows one block; up to then (a small object: no thread, no
+ * buffers) bytes are hashed inline. Not thread-safe itself: one producer.
  */
 #ifndef ARCA_IO_HASH_ASYNC_H
 #define ARCA_IO_HASH_ASYNC_H

@@ -26,6 +26,11 @@ make_file "$T/d/big" 9M
 make_file "$T/d/e/small" 4097
 printf 'x\n' > "$T/ü n i/日本.txt"
 printf 'b\n' > "$T/a-b"
+# more small files than archive mode reads ahead from a network source (256),
+# around a large one it streams
+mkdir -p "$T/many"
+for i in $(seq 1 300); do printf '%d\n' "$i" > "$T/many/f$i"; done
+make_file "$T/many/f150x" 1100K
 i=0
 while IFS= read -r -d '' f; do
     touch -d "@$((1600000000 + i * 3607))" "$f"

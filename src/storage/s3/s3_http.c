@@ -221,6 +221,11 @@ void s3_share_free(struct s3 *s3)
     free(s3->pool);
     s3->pool = NULL;
     s3->npool = 0;
+    for (size_t i = 0; i < s3->nmpool; i++)
+        curl_multi_cleanup(s3->mpool[i]);
+    free(s3->mpool);
+    s3->mpool = NULL;
+    s3->nmpool = 0;
     if (s3->share)
         curl_share_cleanup(s3->share);
     for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
@@ -228,16 +233,53 @@ void s3_share_free(struct s3 *s3)
     pthread_mutex_destroy(&s3->pool_lock);
 }
 
+/* An idle handle from a pool (NULL when empty). */
+static void *pool_pop(struct s3 *s3, void **pool, size_t *n)
+{
+    void *h = NULL;
+    pthread_mutex_lock(&s3->pool_lock);
+    if (*n)
+        h = pool[--*n];
+    pthread_mutex_unlock(&s3->pool_lock);
+    return h;
+}
+
+/* Keep h in a pool; false (h not kept) when out of memory. */
+static bool pool_push(struct s3 *s3, void ***pool, size_t *n, size_t *cap, void *h)
+{
+    pthread_mutex_lock(&s3->pool_lock);
+    bool ok = true;
+    if (*n == *cap) {
+        size_t nc = *cap ? *cap * 2 : 8;
+        void **p = realloc(*pool, nc * sizeof(*p));
+        if (p) {
+            *pool = p;
+            *cap = nc;
+        }
+        ok = p != NULL;
+    }
+    if (ok)
+        (*pool)[(*n)++] = h;
+    pthread_mutex_unlock(&s3->pool_lock);
+    return ok;
+}
+
+CURLM *s3_multi_get(struct s3 *s3)
+{
+    CURLM *m = pool_pop(s3, s3->mpool, &s3->nmpool);
+    return m ? m : curl_multi_init();
+}
+
+void s3_multi_put(struct s3 *s3, CURLM *m)
+{
+    if (m && !pool_push(s3, &s3->mpool, &s3->nmpool, &s3->mpool_cap, m))
+        curl_multi_cleanup(m);
+}
+
 CURL *s3_handle_get(struct s3 *s3)
 {
-    CURL *h = NULL;
-    pthread_mutex_lock(&s3->pool_lock);
-    if (s3->npool)
-        h = s3->pool[--s3->npool];
-    pthread_mutex_unlock(&s3->pool_lock);
-    if (!h)
-        h = curl_easy_init();
-    return h;
+    CURL *h = pool_pop(s3, s3->pool, &s3->npool);
+    return h ? h : curl_easy_init();
 }
 
 void s3_handle_put(struct s3 *s3, CURL *h)
@@ -245,20 +287,8 @@ void s3_handle_put(struct s3 *s3, CURL *h)
     if (!h)
         return;
     curl_easy_reset(h); /* keeps live connections and caches */
-    pthread_mutex_lock(&s3->pool_lock);
-    if (s3->npool == s3->pool_cap) {
-        size_t cap = s3->pool_cap ? s3->pool_cap * 2 : 8;
-        CURL **p = realloc(s3->pool, cap * sizeof(*p));
-        if (!p) {
-            pthread_mutex_unlock(&s3->pool_lock);
-            curl_easy_cleanup(h);
-            return;
-        }
-        s3->pool = p;
-        s3->pool_cap = cap;
-    }
-    s3->pool[s3->npool++] = h;
-    pthread_mutex_unlock(&s3->pool_lock);
+    if (!pool_push(s3, &s3->pool, &s3->npool, &s3->pool_cap, h))
+        curl_easy_cleanup(h);
 }
 
 /* request preparation */

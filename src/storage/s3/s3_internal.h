@@ -46,8 +46,14 @@ struct s3 {
     long low_speed_time;
 
     pthread_mutex_t pool_lock;
-    CURL **pool; /* idle easy handles, kept for connection reuse */
+    void **pool; /* idle easy handles (CURL *), kept for connection reuse */
     size_t npool, pool_cap;
+    /* idle multi handles of finished streaming reads: a multi handle holds
+     * the connections its transfers used, so the next read reuses one
+     * instead of connecting again (libcurl cannot share a connection cache
+     * between threads) */
+    void **mpool; /* CURLM * */
+    size_t nmpool, mpool_cap;
     CURLSH *share; /* DNS and TLS session cache shared by all handles */
     pthread_mutex_t share_locks[CURL_LOCK_DATA_LAST];
 };
@@ -105,6 +111,9 @@ int s3_request(struct s3 *s3, const struct s3_req *req, struct s3_resp *resp, co
 /* Handle pool. */
 CURL *s3_handle_get(struct s3 *s3);
 void s3_handle_put(struct s3 *s3, CURL *h);
+/* Multi handle pool (no easy handle attached when put back). */
+CURLM *s3_multi_get(struct s3 *s3);
+void s3_multi_put(struct s3 *s3, CURLM *m);
 
 /* Prepare a curl handle for a request: URL, signed headers (returned list
  * must be freed by the caller with curl_slist_free_all), TLS and timeouts.

@@ -2,7 +2,9 @@
  * s3_read.c - streaming GET with resume.
  *
  * libcurl pushes body bytes; storage_read() pulls. One easy handle runs in
- * its own multi handle: the write callback copies into a 1 MiB window and
+ * its own multi handle (taken from and given back to a pool, with the
+ * connections it holds, so reading many small objects does not connect
+ * for each): the write callback copies into a 1 MiB window and
  * pauses the transfer when the window is full; storage_read() drains it and
  * resumes. If the connection breaks mid-body, the next attempt asks for
  * "Range: bytes=<next byte>-" with If-Match on the first answer's ETag, so
@@ -307,7 +309,7 @@ int s3_read_open(struct storage *st, const char *key, uint64_t offset, int64_t l
     rd->key = s3_full_key(s3, key);
     rd->rel_key = strdup(key);
     rd->win = malloc(S3_READ_WINDOW);
-    rd->multi = curl_multi_init();
+    rd->multi = s3_multi_get(s3);
     rd->next = offset;
     rd->end = length >= 0 ? (int64_t)offset + length : -1;
     rd->started = s3_now();
@@ -389,7 +391,7 @@ void s3_read_close(void *state)
         return;
     if (rd->multi) {
         rd_stop(rd);
-        curl_multi_cleanup(rd->multi);
+        s3_multi_put(rd->s3, rd->multi); /* with its connections, for the next read */
     }
     s3_resp_release(&rd->resp);
     buf_release(&rd->errbody);
