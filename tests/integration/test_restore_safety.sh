@@ -7,7 +7,9 @@
 # hard link, and one honest file. Restore must write the honest file, refuse
 # and report every other member, leave nothing outside the target, and end
 # partial (exit 3). A manifest that does not match its archive is refused
-# (exit 14), and a member whose name has a NUL byte stops the restore.
+# (exit 14), and a member whose name has a NUL byte stops the restore. The
+# same crafted paths in a mirror run's manifest (with current/ objects) are
+# refused the same way.
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 it_need_cmd python3 jq
@@ -114,5 +116,68 @@ arca_run restore "$D" "$T2"
 assert_rc 14 "a file that fails its SHA-256"
 assert_err_has "'ok.txt' fails its SHA-256 check"
 [ ! -e "$T2/ok.txt" ] || fail "the file that failed its check was left in the target"
+
+# --- the same for a mirror run: a crafted manifest and current/ ---------------------
+M=$IT_TMP/mdst
+MRUN=20261122T091600Z-0badc0df
+mkdir -p "$M/runs" "$M/current/dirlink" "$IT_TMP/outside2"
+printf 'honest\n' > "$M/current/ok.txt"
+printf 'evil through a link\n' > "$M/current/dirlink/through"
+python3 - "$M/runs/$MRUN.manifest.jsonl" "$IT_TMP/outside2" << 'PYEOF'
+import hashlib, json, sys
+path, outside = sys.argv[1], sys.argv[2]
+sha = lambda b: hashlib.sha256(b).hexdigest()
+E = [
+    ("/tmp/escape-mirror-abs", "file", b"evil abs\n", ""),
+    ("../escape-mirror", "file", b"evil ..\n", ""),
+    ("dirlink", "symlink", b"", outside),
+    ("dirlink/through", "file", b"evil through a link\n", ""),
+    ("link-abs", "symlink", b"", "/etc/passwd"),
+    ("link-in", "symlink", b"", "ok.txt"),
+    ("link-up", "symlink", b"", "../../outside2"),
+    ("ok.txt", "file", b"honest\n", ""),
+]
+run = path.rsplit("/", 1)[1].split(".")[0]
+L = [{"type": "header", "format_version": 1, "run": run, "mode": "mirror", "source": "crafted",
+      "tool": "python", "started": "2026-11-22T09:16:00.000Z"}]
+for p, kind, data, target in sorted(E, key=lambda e: e[0].encode()):
+    e = {"type": kind, "path": p, "size": len(data), "mtime_ns": 1700000000 * 10**9}
+    if kind == "symlink":
+        e["target"] = target
+    else:
+        e["sha256"], e["stored"] = sha(data), "current"
+    L.append(e)
+L.append({"type": "trailer", "finished": "2026-11-22T09:17:00.000Z", "status": "succeeded",
+          "files": len(E), "bytes": 0, "errors": 0})
+open(path, "w").write("".join(json.dumps(l) + "\n" for l in L))
+PYEOF
+T3=$IT_TMP/target3
+mkdir -p "$T3"
+ln -s "$IT_TMP/outside2" "$T3/dirlink"
+arca_run restore --json "$M" "$T3"
+assert_rc 3 "a crafted mirror run restores partially"
+assert_eq "$(cat "$T3/ok.txt")" honest "the honest file of the mirror run is restored"
+[ "$(readlink "$T3/link-in")" = ok.txt ] || fail "the inside symlink of the mirror run is restored"
+[ ! -e "$IT_TMP/escape-mirror" ] && [ ! -e /tmp/escape-mirror-abs ] || fail "a mirror restore wrote outside the target"
+[ -z "$(ls -A "$IT_TMP/outside2")" ] || fail "a mirror restore wrote through a symlink out of the target"
+[ ! -L "$T3/link-abs" ] && [ ! -L "$T3/link-up" ] || fail "a mirror restore created a symlink pointing out"
+for p in ../escape-mirror /tmp/escape-mirror-abs dirlink dirlink/through link-abs link-up; do
+    jq -e --arg p "$p" -s 'map(select(.type == "file" and .path == $p and .action == "failed")) | length == 1' \
+        "$IT_OUT" > /dev/null || fail "mirror: '$p' is not reported as failed"
+done
+# a NUL byte in a mirror manifest's path stops the restore
+python3 - "$M/runs/$MRUN.manifest.jsonl" << 'PYEOF'
+import json, sys
+p = sys.argv[1]
+L = [json.loads(l) for l in open(p)]
+for l in L:
+    if l.get("path") == "ok.txt":
+        l["path"] = "ok\u0000.txt"
+L[1:-1] = sorted(L[1:-1], key=lambda e: e["path"].encode())
+open(p, "w").write("".join(json.dumps(l) + "\n" for l in L))
+PYEOF
+arca_run restore "$M" "$IT_TMP/target4"
+assert_rc 14 "a NUL byte in a mirror manifest's path"
+assert_err_has "line 9: not valid JSON"
 
 note "ok in $(it_elapsed) s"
