@@ -1,8 +1,9 @@
 #!/bin/bash
 # The README's "main job": install build dependencies, build arca, and run a
 # short demonstration of the one-shot commands on a sample folder (copy,
-# incremental re-run, check, sync). The service (`arca serve`) replaces this
-# demonstration in a later release.
+# incremental re-run, check, sync; then mirror and archive backups, a
+# point-in-time restore and a verify). The service (`arca serve`) replaces
+# this demonstration in a later release.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -32,6 +33,18 @@ step "$arca" check "$demo/source" "$demo/backup" || echo "(check exits 1 when it
 step "$arca" sync "$demo/source" "$demo/backup" -v
 step "$arca" check "$demo/source" "$demo/backup"
 step "$arca" ls "$demo/backup"
+
+# the backup engines: point-in-time runs, restore, verify
+step "$arca" backup --mode mirror "$demo/source" "$demo/mirror"
+printf 'edited again\n' >> "$demo/source/README.txt"
+step "$arca" backup --mode mirror "$demo/source" "$demo/mirror"
+step "$arca" backup "$demo/source" "$demo/archive"
+step "$arca" runs "$demo/mirror"
+first=$("$arca" runs --json "$demo/mirror" | sed -n 's/.*"run":"\([^"]*\)".*/\1/p' | head -n 1)
+step "$arca" restore "$demo/mirror" "$demo/restored-first" --run "$first"
+echo "(README.txt as of the first run:)"
+cat "$demo/restored-first/README.txt"
+step "$arca" verify --read-data "$demo/archive"
 echo
-echo "demo finished: source in $demo/source, backup in $demo/backup"
-echo "next: arca --help, docs/CLI.md; S3 remotes: docs/REMOTES.md"
+echo "demo finished: source in $demo/source, copies in $demo/backup, backups in $demo/mirror and $demo/archive"
+echo "next: arca --help, docs/CLI.md; formats: docs/FORMAT.md; S3 remotes: docs/REMOTES.md"
