@@ -27,7 +27,7 @@ servers_dir="$root/tests/servers"
 build_packages=(
     build-essential cmake pkg-config
     libcurl4-openssl-dev libssl-dev libexpat1-dev libjansson-dev libzstd-dev zlib1g-dev
-    libssh2-1-dev libsmbclient-dev
+    libssh2-1-dev libsmbclient-dev libsodium-dev
 )
 packages=(
     "${build_packages[@]}"
