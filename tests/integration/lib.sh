@@ -460,6 +460,16 @@ fault_bucket() {
 }
 
 # make_file PATH SIZE: SIZE bytes of random data (SIZE as for head -c).
+# flip_byte FILE OFFSET: change the byte at OFFSET (inverted bits: always a
+# different byte, unlike writing a fixed one over random data)
+flip_byte() {
+    python3 -c '
+import sys
+with open(sys.argv[1], "r+b") as f:
+    f.seek(int(sys.argv[2])); b = f.read(1); f.seek(int(sys.argv[2])); f.write(bytes([b[0] ^ 0xFF]))
+' "$1" "$2"
+}
+
 make_file() {
     mkdir -p "$(dirname "$1")"
     head -c "$2" /dev/urandom > "$1"

@@ -150,7 +150,7 @@ assert_eq "$(file_events missing_on_destination)" "new.txt" "missing_on_destinat
 # same size, same mtime, other bytes: only --read-data sees it
 cp -a "$SRC" "$IT_TMP/src-same"
 m=$(stat -c %.9Y "$IT_TMP/src-same/sub/bin")
-printf 'X' | dd of="$IT_TMP/src-same/sub/bin" bs=1 seek=100 conv=notrunc status=none
+flip_byte "$IT_TMP/src-same/sub/bin" 100
 touch -d "@$m" "$IT_TMP/src-same/sub/bin"
 arca_run verify "$S" --against "$IT_TMP/src-same"
 assert_rc 0 "size and mtime alike"
@@ -163,7 +163,7 @@ C=$IT_TMP/dst-corrupt
 cp -a "$D" "$C"
 A=$C/archives/$RUN1.tar.zst
 size=$(stat -c %s "$A")
-printf '\x55' | dd of="$A" bs=1 seek=$((size / 2)) conv=notrunc status=none
+flip_byte "$A" $((size / 2))
 arca_run restore "$C" "$IT_TMP/rc"
 assert_rc 14 "restore of a damaged archive"
 assert_err_has "archives/$RUN1.tar.zst" "fails its SHA-256 check"

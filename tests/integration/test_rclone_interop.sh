@@ -94,7 +94,7 @@ assert_file_has "$IT_ERR" "$N matching files" "rclone check"
 
 # negative control: rclone does compare contents (a one-byte change, same size)
 cp -a "$A" "$IT_TMP/changed"
-printf 'X' | dd of="$IT_TMP/changed/multipart.bin" bs=1 seek=6000000 count=1 conv=notrunc 2> /dev/null
+flip_byte "$IT_TMP/changed/multipart.bin" 6000000
 touch -d "@$(mtime_ns "$A/multipart.bin")" "$IT_TMP/changed/multipart.bin"
 rc check "$IT_TMP/changed" "its3:$B/$P/arca"
 assert_ne "$RC" 0 "rclone check after a one-byte change of the multipart file"
@@ -145,7 +145,7 @@ arca_reads_rclone() { # REMOTE TAG
     assert_summary files_unchanged "$N"
 
     # and arca's check sees a one-byte change in rclone's multipart object
-    printf 'Y' | dd of="$IT_TMP/arca-down-$2/multipart.bin" bs=1 seek=7000000 count=1 conv=notrunc 2> /dev/null
+    flip_byte "$IT_TMP/arca-down-$2/multipart.bin" 7000000
     touch -d "@$(mtime_ns "$R/multipart.bin")" "$IT_TMP/arca-down-$2/multipart.bin"
     arca_run check "$1" "$IT_TMP/arca-down-$2" --json
     assert_rc 1 "$2: arca check after a one-byte change of rclone's multipart object"
